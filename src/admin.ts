@@ -1,0 +1,114 @@
+/**
+ * Operator acts over the WebSocket `admin` op: node inventory, one-shot
+ * triggers, machine definitions and tokens. Each action parses its own
+ * arguments, is authorized, and runs inside the batch like any event.
+ */
+import { type Actor, type Auth, type Role, ROLES, authorizeAdmin, authorizeOperator } from './auth.ts';
+import type { Core } from './core.ts';
+import { StatedError } from './errors.ts';
+import { Machine, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
+import { name, nameList } from './protocol.ts';
+import type { MachineDefinition } from './types.ts';
+import { nodeView } from './views.ts';
+
+type Args = Record<string, unknown>;
+
+function optName(v: unknown, what: string): string | undefined {
+  return v === undefined || v === null ? undefined : name(v, what);
+}
+
+function definitionOf(args: Args): MachineDefinition {
+  if (typeof args.text !== 'string') throw new StatedError('E_BAD_REQUEST', 'text: expected the definition file contents');
+  return args.format === 'sql' ? parseEmulabSql(args.text) : parseDefinitionJson(args.text);
+}
+
+export class Admin {
+  constructor(private readonly core: Core, private readonly auth: Auth) {}
+
+  /** Runs one admin action for an actor; resolves after commit. */
+  async run(actor: Actor, action: string, args: Args): Promise<unknown> {
+    const core = this.core;
+    if (action.startsWith('token.')) authorizeAdmin(actor);
+    else authorizeOperator(actor);
+    switch (action) {
+      case 'node.add': {
+        const nodes = nameList(args.nodes, 'nodes');
+        const opts = {
+          type: optName(args.type, 'type'), mode: optName(args.mode, 'mode'),
+          state: optName(args.state, 'state'), project: optName(args.project, 'project'),
+        };
+        return core.run((c) => {
+          for (const id of nodes) if (c.nodes.has(id)) throw new StatedError('E_CONFLICT', `node ${id} exists`);
+          return nodes.map((id) => nodeView(c.addNode(id, opts)));
+        });
+      }
+      case 'node.remove': {
+        const nodes = nameList(args.nodes, 'nodes');
+        return core.run((c) => {
+          for (const id of nodes) c.node(id);
+          for (const id of nodes) c.removeNode(id);
+          return { removed: nodes };
+        });
+      }
+      case 'node.setNextMode': {
+        const id = name(args.node, 'node');
+        const mode = args.mode === null ? null : name(args.mode, 'mode');
+        return core.run((c) => nodeView(c.updateNode(id, { nextMode: mode })));
+      }
+      case 'node.trigger.add': {
+        const id = name(args.node, 'node');
+        const t = { mode: name(args.mode ?? '*', 'mode'), state: name(args.state, 'state'), triggers: nameList(args.triggers, 'triggers').join(', ') };
+        return core.run((c) => {
+          const n = c.node(id);
+          const rest = n.triggers.filter((x) => x.mode !== t.mode || x.state !== t.state);
+          return nodeView(c.updateNode(id, { triggers: [...rest, t] })).triggers;
+        });
+      }
+      case 'node.trigger.clear': {
+        const id = name(args.node, 'node');
+        return core.run((c) => nodeView(c.updateNode(id, { triggers: [] })).triggers);
+      }
+      case 'node.trigger.list': {
+        const ids = args.nodes === undefined ? [...core.nodes.keys()] : nameList(args.nodes, 'nodes');
+        return ids.map((id) => ({ node: id, triggers: core.node(id).triggers })).filter((x) => x.triggers.length > 0);
+      }
+      case 'machine.export':
+        return core.machine.definition();
+      case 'machine.check': {
+        const def = args.text === undefined ? core.machine.definition() : definitionOf(args);
+        return { problems: checkDefinition(def) };
+      }
+      case 'machine.import': {
+        const def = definitionOf(args);
+        const problems = checkDefinition(def);
+        const errors = problems.filter((p) => p.severity === 'error');
+        if (errors.length > 0) {
+          throw new StatedError('E_BAD_DEFINITION', `refused: ${errors.length} error(s); the old definitions stay`, { problems });
+        }
+        return core.run((c) => {
+          c.store.replaceDefinition(def);
+          c.setMachine(new Machine(def));
+          return { problems };
+        });
+      }
+      case 'token.create': {
+        const role = args.role as Role;
+        if (!ROLES.includes(role)) throw new StatedError('E_BAD_REQUEST', `role: expected one of ${ROLES.join(', ')}`);
+        const node = optName(args.node, 'node');
+        const project = optName(args.project, 'project');
+        return core.run((c) => this.auth.create(role, { node: node ?? null, project: project ?? null }, c.now()));
+      }
+      case 'token.list':
+        return this.auth.list();
+      case 'token.revoke': {
+        const id = name(args.id, 'id');
+        return core.run((c) => {
+          if (!this.auth.revoke(id, c.now())) throw new StatedError('E_NOT_FOUND', `no live token ${id}`);
+          return { revoked: id };
+        });
+      }
+      default:
+        throw new StatedError('E_UNKNOWN_OP', `unknown admin action ${action}`);
+    }
+  }
+}

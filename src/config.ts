@@ -1,0 +1,109 @@
+/**
+ * The daemon's configuration: defaults in one object (units in comments),
+ * overlaid by the optional JSON file of `serve --config`. Unknown keys and
+ * wrong types are refused with the key's name, never ignored.
+ */
+import { readFileSync } from 'node:fs';
+import { StatedError } from './errors.ts';
+
+export interface DriverConfig {
+  /** 'command' runs argv templates; 'agent' waits for a registered power agent; 'simulator' is serve --simulate's. */
+  kind: 'command' | 'agent' | 'simulator';
+  /** For 'command': per command, an argv template; {node} is substituted. */
+  commands?: Record<string, string[]>;
+  /** Escalation ladder: attempt n runs ladder[n-1] (the last one repeats). */
+  ladder?: Record<string, string[]>;
+  /** Seconds an action may take before it counts as failed. */
+  timeout?: number;
+  /** Concurrent actions for this driver. */
+  concurrency?: number;
+}
+
+export interface Config {
+  maxRebootAttempts: number;
+  /** Seconds: identical notifications within it are folded (scaled by --time-scale). */
+  digestWindow: number;
+  /** argv of a program that gets each digest line on stdin. */
+  notifyCommand: string[] | null;
+  /** Directory of SCRIPT:name trigger programs. */
+  scriptDir: string | null;
+  /** Seconds a trigger script may run. */
+  scriptTimeout: number;
+  /** Node types that cannot send ISUP themselves (CHECKGENISUP). */
+  genIsupTypes: string[];
+  /** Event log retention: days and event count, whichever is smaller. */
+  retentionDays: number;
+  retentionEvents: number;
+  /** Seconds of silence before a subscription gets a heartbeat. */
+  heartbeatInterval: number;
+  /** Bytes a subscriber may leave unread before it is dropped. */
+  subscriberBuffer: number;
+  /** SQLite synchronous mode: FULL survives power loss, NORMAL only crashes. */
+  synchronous: 'FULL' | 'NORMAL';
+  /** Node type -> driver. '*' is the fallback. */
+  drivers: Record<string, DriverConfig>;
+}
+
+export const DEFAULTS: Config = {
+  maxRebootAttempts: 3,
+  digestWindow: 15,
+  notifyCommand: null,
+  scriptDir: null,
+  scriptTimeout: 30,
+  genIsupTypes: [],
+  retentionDays: 7,
+  retentionEvents: 1_000_000,
+  heartbeatInterval: 15,
+  subscriberBuffer: 8 * 1024 * 1024,
+  synchronous: 'FULL',
+  drivers: {},
+};
+
+type Check = (v: unknown) => boolean;
+const isNum: Check = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isStrList: Check = (v) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const CHECKS: Record<keyof Config, [Check, string]> = {
+  maxRebootAttempts: [(v) => Number.isInteger(v) && (v as number) >= 1, 'an integer >= 1'],
+  digestWindow: [isNum, 'seconds'],
+  notifyCommand: [(v) => v === null || (isStrList(v) && (v as string[]).length > 0), 'an argv list or null'],
+  scriptDir: [(v) => v === null || typeof v === 'string', 'a directory or null'],
+  scriptTimeout: [isNum, 'seconds'],
+  genIsupTypes: [isStrList, 'a list of node types'],
+  retentionDays: [isNum, 'days'],
+  retentionEvents: [(v) => Number.isInteger(v) && (v as number) >= 1000, 'an integer >= 1000'],
+  heartbeatInterval: [(v) => isNum(v) && (v as number) > 0, 'seconds > 0'],
+  subscriberBuffer: [(v) => Number.isInteger(v) && (v as number) >= 65536, 'bytes >= 65536'],
+  synchronous: [(v) => v === 'FULL' || v === 'NORMAL', "'FULL' or 'NORMAL'"],
+  drivers: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of node type -> driver'],
+};
+
+/** Validates a parsed config object over the defaults. */
+export function parseConfig(raw: unknown, where = 'config'): Config {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new StatedError('E_BAD_REQUEST', `${where}: expected a JSON object`);
+  const out: Record<string, unknown> = { ...DEFAULTS };
+  for (const [k, v] of Object.entries(raw)) {
+    const check = CHECKS[k as keyof Config];
+    if (!check) throw new StatedError('E_BAD_REQUEST', `${where}: unknown key ${k}`);
+    if (!check[0](v)) throw new StatedError('E_BAD_REQUEST', `${where}: ${k} must be ${check[1]}`);
+    out[k] = v;
+  }
+  return out as unknown as Config;
+}
+
+/** Reads `--config FILE` (none: defaults). */
+export function loadConfig(file: string | undefined): Config {
+  if (!file) return { ...DEFAULTS };
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new StatedError('E_BAD_REQUEST', `cannot read config ${file}: ${(err as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new StatedError('E_BAD_REQUEST', `${file}: not JSON: ${(err as Error).message}`);
+  }
+  return parseConfig(raw, file);
+}

@@ -1,0 +1,329 @@
+/**
+ * The one writer. Every input — an event from a socket, a timeout that
+ * expired, a driver's result, an operator's change — is a job in one queue;
+ * each tick drains the queue into one SQLite transaction (group commit), and
+ * only after the commit are senders acknowledged, subscribers and waiters
+ * pushed, and effects run. Memory (nodes, seq, timers, waits) mirrors SQLite
+ * and is rebuilt from it if a batch ever fails.
+ */
+import { apply, COMMANDS, type CommandVerdict, type Effect, type EngineContext, type EngineInput } from './engine.ts';
+import { StatedError, asStatedError } from './errors.ts';
+import { Machine } from './machine.ts';
+import type { Store } from './store.ts';
+import { Timers } from './timers.ts';
+import type { LoggedEvent, NodeState, StatedEvent } from './types.ts';
+import { NO_REBOOT } from './types.ts';
+import { Waits, type WaitUpdate } from './waits.ts';
+
+export interface CoreConfig {
+  timeScale: number;
+  maxRebootAttempts: number;
+  genIsupTypes: string[];
+}
+
+/** What one committed batch hands to the outside world. */
+export interface Committed {
+  events: LoggedEvent[];
+  waits: WaitUpdate[];
+  effects: Effect[];
+}
+
+export interface EventResult {
+  seq: number;
+  duplicate: boolean;
+  /** For TBCOMMAND: per node, accepted / joined / refused. */
+  nodes?: Record<string, CommandVerdict>;
+}
+
+interface Job {
+  fn: (core: Core) => unknown;
+  resolve: (v: never) => void;
+  reject: (e: unknown) => void;
+}
+
+/** A guard against definitions whose triggers feed each other forever. */
+const MAX_CHAIN = 256;
+
+export class Core {
+  readonly nodes = new Map<string, NodeState>();
+  readonly timers = new Timers();
+  readonly waits: Waits;
+  machine!: Machine;
+  seq = 0;
+  /** Called after every commit; the daemon fans out from here. */
+  onCommit: (c: Committed) => void = () => {};
+  /** When false (unit tests), nothing ticks by itself: call tick(). */
+  autoTick = true;
+
+  private queue: Job[] = [];
+  private scheduled = false;
+  private pending: { event: StatedEvent; modeChange: boolean }[] = [];
+  private out: Committed = { events: [], waits: [], effects: [] };
+  private dirty = new Set<string>();
+  private dirtyTriggers = new Set<string>();
+
+  constructor(
+    readonly store: Store,
+    readonly config: CoreConfig,
+    readonly clock: () => number = Date.now,
+  ) {
+    this.waits = new Waits(store.db);
+    this.load();
+  }
+
+  /** (Re)builds every in-memory index from SQLite. */
+  load(): void {
+    this.machine = new Machine(this.store.loadDefinition());
+    this.nodes.clear();
+    for (const n of this.store.loadNodes()) this.nodes.set(n.id, n);
+    this.seq = this.store.maxSeq();
+    this.waits.load();
+    this.timers.compact(this.liveDeadlines());
+  }
+
+  private *liveDeadlines(): Iterable<{ at: number; node: string }> {
+    for (const n of this.nodes.values()) if (n.timeout) yield { at: n.timeout.at, node: n.id };
+  }
+
+  /** Queues a job for the next batch; resolves after its batch commits. */
+  run<T>(fn: (core: Core) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: never) => void, reject });
+      if (this.autoTick && !this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.tick());
+      }
+    });
+  }
+
+  /** Drains the queue into one transaction, then acknowledges and fans out. */
+  tick(): void {
+    this.scheduled = false;
+    const jobs = this.queue;
+    if (jobs.length === 0) return;
+    this.queue = [];
+    const results: { ok: boolean; value: unknown }[] = [];
+    try {
+      this.store.transaction(() => {
+        for (const job of jobs) results.push(this.runJob(job));
+        for (const id of this.dirty) {
+          const n = this.nodes.get(id);
+          if (n) this.store.saveNode(n);
+        }
+        for (const id of this.dirtyTriggers) {
+          const n = this.nodes.get(id);
+          if (n) this.store.saveTriggers(n);
+        }
+      });
+    } catch (err) {
+      // The batch is gone: SQLite rolled back, so memory must follow.
+      this.reset();
+      this.load();
+      for (const job of jobs) job.reject(asStatedError(err));
+      return;
+    }
+    const committed = this.out;
+    this.reset();
+    jobs.forEach((job, i) => {
+      const r = results[i]!;
+      if (r.ok) job.resolve(r.value as never);
+      else job.reject(r.value);
+    });
+    this.onCommit(committed);
+  }
+
+  private reset(): void {
+    this.out = { events: [], waits: [], effects: [] };
+    this.dirty.clear();
+    this.dirtyTriggers.clear();
+    this.pending = [];
+  }
+
+  /**
+   * Runs one job in a savepoint. A StatedError thrown by validation (before
+   * anything changed) rolls back only this job; anything else fails the batch.
+   */
+  private runJob(job: Job): { ok: boolean; value: unknown } {
+    const mark = this.seq;
+    const marks = { events: this.out.events.length, waits: this.out.waits.length, effects: this.out.effects.length };
+    try {
+      const value = this.store.db.transaction(() => {
+        const v = job.fn(this);
+        this.settle();
+        return v;
+      })();
+      return { ok: true, value };
+    } catch (err) {
+      if (!(err instanceof StatedError) || this.seq !== mark || this.out.events.length !== marks.events) throw err;
+      this.pending = [];
+      return { ok: false, value: err };
+    }
+  }
+
+  // --- inside a batch ---------------------------------------------------------
+
+  now(): number {
+    return this.clock();
+  }
+
+  node(id: string): NodeState {
+    const n = this.nodes.get(id);
+    if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${id}`);
+    return n;
+  }
+
+  /** Throws E_UNKNOWN_NODE unless every node an event names exists (validate before applying). */
+  checkEvent(e: StatedEvent): void {
+    if (e.objtype === 'NOTIFY') return;
+    for (const id of e.objtype === 'TBCOMMAND' ? e.objname.split(',') : [e.objname]) this.node(id);
+  }
+
+  /** Applies one event and everything it sets off; returns its seq. */
+  applyEvent(e: StatedEvent, force = false): EventResult {
+    if (e.id !== undefined) {
+      const seq = this.store.seqForClientId(e.id);
+      if (seq !== null) return { seq, duplicate: true };
+    }
+    this.checkEvent(e);
+    const result = this.logAndApply(e, false, force);
+    this.settle();
+    return result;
+  }
+
+  /** Applies a non-event input (timeout, driver result) to one node. */
+  applyInput(id: string, input: EngineInput): void {
+    const n = this.nodes.get(id);
+    if (!n) return;
+    this.handle(n, input);
+    this.settle();
+  }
+
+  private ctx(): EngineContext {
+    return {
+      machine: this.machine,
+      now: this.clock(),
+      timeScale: this.config.timeScale,
+      maxRebootAttempts: this.config.maxRebootAttempts,
+      genIsupTypes: new Set(this.config.genIsupTypes),
+    };
+  }
+
+  private handle(n: NodeState, input: EngineInput): ReturnType<typeof apply> {
+    const outcome = apply(n, input, this.ctx());
+    const next = outcome.node;
+    if (next.timeout && next.timeout.at !== n.timeout?.at) this.timers.add(next.id, next.timeout.at);
+    if (next.triggers !== n.triggers) this.dirtyTriggers.add(next.id);
+    this.nodes.set(next.id, next);
+    this.dirty.add(next.id);
+    for (const eff of outcome.effects) {
+      if (eff.t === 'emit') this.pending.push({ event: eff.event, modeChange: eff.modeChange === true });
+      else this.out.effects.push(eff);
+    }
+    return outcome;
+  }
+
+  private logAndApply(e: StatedEvent, modeChange: boolean, force: boolean): EventResult {
+    const result: EventResult = { seq: 0, duplicate: false };
+    const n = this.nodes.get(e.objname);
+    switch (e.objtype) {
+      case 'TBNODESTATE':
+        if (n) {
+          e.mode = n.mode;
+          const o = this.handle(n, { kind: 'state', state: e.eventtype, modeChange });
+          if (o.valid === false) e.valid = false;
+        }
+        break;
+      case 'TBNODEOPMODE':
+        if (n) this.handle(n, { kind: 'opmode', mode: e.eventtype });
+        break;
+      case 'TBCONTROL':
+        if (n) this.handle(n, { kind: 'control', control: e.eventtype });
+        break;
+      case 'TBFAILED':
+        if (n) this.handle(n, { kind: 'failed' });
+        break;
+      case 'TBCOMMAND': {
+        if (!COMMANDS.has(e.eventtype)) throw new StatedError('E_BAD_EVENT', `unknown command ${e.eventtype}`);
+        result.nodes = {};
+        for (const id of e.objname.split(',')) {
+          const o = this.handle(this.node(id), { kind: 'command', command: e.eventtype, force });
+          result.nodes[id] = o.verdict ?? 'refused';
+        }
+        break;
+      }
+    }
+    const seq = ++this.seq;
+    const time = this.clock();
+    this.store.insertEvent(seq, time, e);
+    this.out.events.push({ seq, time, event: e });
+    const updates = this.waits.onEvent(seq, e);
+    if (updates.length > 0) this.out.waits.push(...updates);
+    result.seq = seq;
+    return result;
+  }
+
+  /** Logs and applies the events that inputs emitted, in order, each with its own seq. */
+  private settle(): void {
+    let count = 0;
+    while (this.pending.length > 0) {
+      const { event, modeChange } = this.pending.shift()!;
+      if (++count > MAX_CHAIN) {
+        this.pending = [];
+        this.logAndApply({ objtype: 'NOTIFY', objname: event.objname, eventtype: 'TRIGGER_LOOP',
+          message: `${event.objname}: more than ${MAX_CHAIN} generated events from one input; stopped` }, false, false);
+        return;
+      }
+      this.logAndApply(event, modeChange, false);
+    }
+  }
+
+  /** Adds a node (inside a batch). */
+  addNode(id: string, opts: { type?: string; mode?: string; state?: string | null; project?: string | null }): NodeState {
+    if (this.nodes.has(id)) throw new StatedError('E_CONFLICT', `node ${id} exists`);
+    const n: NodeState = {
+      id, type: opts.type ?? 'pc', project: opts.project ?? null, mode: opts.mode ?? 'NORMALv2',
+      state: opts.state ?? null, since: this.clock(), nextMode: null, prevMode: null, timeout: null,
+      reboot: NO_REBOOT, triggers: [],
+    };
+    this.nodes.set(id, n);
+    this.dirty.add(id);
+    return n;
+  }
+
+  removeNode(id: string): void {
+    this.node(id);
+    this.nodes.delete(id);
+    this.dirty.delete(id);
+    this.dirtyTriggers.delete(id);
+    this.store.deleteNode(id);
+  }
+
+  /** Replaces a node's fields that an operator may set directly. */
+  updateNode(id: string, change: Partial<Pick<NodeState, 'nextMode' | 'triggers' | 'project' | 'type'>>): NodeState {
+    const n = { ...this.node(id), ...change };
+    this.nodes.set(id, n);
+    this.dirty.add(id);
+    if (change.triggers) this.dirtyTriggers.add(id);
+    return n;
+  }
+
+  // --- outside a batch --------------------------------------------------------
+
+  /** Queues a timeout input for every node whose deadline has passed. */
+  fireDue(): void {
+    const now = this.clock();
+    const due = this.timers.popDue(now, (d) => this.nodes.get(d.node)?.timeout?.at === d.at);
+    for (const d of due) {
+      void this.run((core) => {
+        // Still the same deadline? An event in between may have replaced it.
+        if (core.nodes.get(d.node)?.timeout?.at === d.at) core.applyInput(d.node, { kind: 'timeout' });
+      }).catch(() => {});
+    }
+    if (this.timers.size > 2 * this.nodes.size + 1024) this.timers.compact(this.liveDeadlines());
+  }
+
+  /** Swaps in new definitions (SIGHUP, machine import). */
+  setMachine(m: Machine): void {
+    this.machine = m;
+  }
+}

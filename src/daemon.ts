@@ -1,0 +1,235 @@
+/**
+ * Wiring: opens the store, builds the core, hub, auth and server, arms the
+ * timer for the next deadline, and handles signals. No rules live here.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Admin } from './admin.ts';
+import { Auth } from './auth.ts';
+import { type Config, loadConfig } from './config.ts';
+import { Core, type Committed } from './core.ts';
+import type { Effect } from './engine.ts';
+import { Hub } from './hub.ts';
+import { Machine } from './machine.ts';
+import { Notifier } from './notify.ts';
+import { WaitRelay } from './relay.ts';
+import { StatedServer } from './server.ts';
+import type { Services } from './session.ts';
+import { Store } from './store.ts';
+
+export interface DaemonOptions {
+  db: string;
+  listen: string;
+  config?: string;
+  simulate?: number;
+  timeScale: number;
+  debug: boolean;
+  log?: (line: string) => void;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export class Daemon {
+  readonly store: Store;
+  readonly core: Core;
+  readonly hub: Hub;
+  readonly auth: Auth;
+  readonly relay = new WaitRelay();
+  readonly server: StatedServer;
+  config: Config;
+  private notifier: Notifier;
+  private timer: NodeJS.Timeout | null = null;
+  private timerAt = Infinity;
+  private readonly intervals: NodeJS.Timeout[] = [];
+  private readonly log: (line: string) => void;
+  private readonly counters = { events: 0, batches: 0, notifies: 0, failed: 0 };
+  /** The admin token, when this start created it. */
+  createdToken: string | null = null;
+
+  constructor(readonly opts: DaemonOptions) {
+    this.log = opts.log ?? ((line) => process.stdout.write(`${line}\n`));
+    this.config = loadConfig(opts.config);
+    this.store = new Store(opts.db, { synchronous: this.config.synchronous });
+    this.core = new Core(this.store, {
+      timeScale: opts.timeScale,
+      maxRebootAttempts: this.config.maxRebootAttempts,
+      genIsupTypes: this.config.genIsupTypes,
+    });
+    this.auth = new Auth(this.store.db, process.env.STATED_TOKEN);
+    this.hub = new Hub(this.store, () => this.core.seq, {
+      maxBuffered: this.config.subscriberBuffer,
+      heartbeatMs: this.config.heartbeatInterval * 1000,
+      replayChunk: 1000,
+    });
+    this.notifier = this.makeNotifier();
+    const svc: Services = {
+      core: this.core, hub: this.hub, auth: this.auth, relay: this.relay,
+      admin: new Admin(this.core, this.auth), log: this.log,
+    };
+    this.server = new StatedServer(svc, { metrics: () => this.metrics() });
+    this.core.onCommit = (c) => this.committed(c);
+  }
+
+  private makeNotifier(): Notifier {
+    return new Notifier({
+      windowMs: this.config.digestWindow * 1000 * this.opts.timeScale,
+      command: this.config.notifyCommand,
+      log: this.log,
+    });
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  async start(): Promise<{ host: string; port: number }> {
+    this.ensureAdminToken();
+    if (this.opts.simulate) await this.addSimulatedNodes(this.opts.simulate);
+    const [host, portText] = splitListen(this.opts.listen);
+    const addr = await this.server.listen(host, Number(portText));
+    // Overdue deadlines (the daemon was down) fire at once, oldest first.
+    this.core.fireDue();
+    this.armTimer();
+    const every = (ms: number, fn: () => void): void => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.intervals.push(t);
+    };
+    every(Math.max(100, (this.config.heartbeatInterval * 1000) / 2), () => this.hub.heartbeat());
+    every(60_000, () => this.sweep());
+    this.log(`stated: listening on http://${addr.host}:${addr.port}`);
+    return addr;
+  }
+
+  private ensureAdminToken(): void {
+    if (this.auth.count > 0) return;
+    const file = `${this.opts.db}.token`;
+    const { token } = this.auth.create('admin', {}, Date.now());
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+    this.createdToken = token;
+    this.log(`stated: created an admin token in ${file}`);
+  }
+
+  private async addSimulatedNodes(n: number): Promise<void> {
+    await this.core.run((c) => {
+      for (let i = 1; i <= n; i++) {
+        const id = `sim${i}`;
+        if (!c.nodes.has(id)) c.addNode(id, { type: 'sim', mode: 'NORMALv2', state: 'ISUP', project: 'demo' });
+      }
+    });
+  }
+
+  /** After each commit: acknowledge happened already; fan out and run effects. */
+  private committed(c: Committed): void {
+    this.counters.batches++;
+    this.counters.events += c.events.length;
+    this.hub.publish(c.events);
+    if (c.waits.length > 0) this.relay.deliver(c.waits);
+    for (const le of c.events) {
+      const t = le.event.objtype;
+      if (t === 'NOTIFY' || t === 'TBFAILED') {
+        if (t === 'NOTIFY') this.counters.notifies++;
+        else this.counters.failed++;
+        this.notifier.add(le);
+      }
+      if (this.opts.debug) this.log(`stated: #${le.seq} ${le.event.objtype} ${le.event.objname} ${le.event.eventtype}`);
+    }
+    for (const eff of c.effects) this.effect(eff);
+    this.armTimer();
+  }
+
+  private effect(eff: Effect): void {
+    if (eff.t === 'script') this.runScript(eff.node, eff.name);
+    else if (eff.t === 'action') {
+      // Drivers arrive with the reboot gatekeeper; until then an action has no driver.
+      void this.core.run((c) => c.applyInput(eff.node, { kind: 'actionResult', command: eff.command, ok: false, message: 'no power driver configured' }));
+    }
+  }
+
+  private runScript(node: string, name: string): void {
+    const dir = this.config.scriptDir;
+    const fail = (why: string): void => {
+      void this.core.run((c) => c.applyEvent({ objtype: 'NOTIFY', objname: node, eventtype: 'SCRIPT_FAILED', message: `${node}: SCRIPT:${name}: ${why}` }));
+    };
+    // The name comes from definitions; still, it may not climb out of the script directory.
+    if (!dir) return fail('no scriptDir configured');
+    if (basename(name) !== name || name.startsWith('.')) return fail('bad script name');
+    const path = join(dir, name);
+    if (!existsSync(path)) return fail(`${path} does not exist`);
+    const child = spawn(path, [node], { stdio: ['ignore', 'pipe', 'pipe'], timeout: this.config.scriptTimeout * 1000 });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    child.on('error', (err) => fail(err.message));
+    child.on('exit', (code, signal) => {
+      this.log(`stated: SCRIPT:${name} ${node} exited ${code ?? signal}: ${out.trim().slice(0, 2000)}`);
+      if (code !== 0) fail(signal ? `killed by ${signal} (time limit ${this.config.scriptTimeout}s)` : `exit ${code}`);
+    });
+  }
+
+  /** Arms one real timer for the earliest deadline. */
+  private armTimer(): void {
+    const next = this.core.timers.peek();
+    if (next === null) return;
+    if (this.timer && this.timerAt <= next) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerAt = Infinity;
+      this.core.fireDue();
+      this.armTimer();
+    }, Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS));
+  }
+
+  /** Retention of the event log and expiry of abandoned waits (never per event). */
+  sweep(): void {
+    const cfg = this.config;
+    const now = Date.now();
+    void this.core.run((c) => {
+      const dropThrough = c.seq - cfg.retentionEvents;
+      const n = c.store.trim(dropThrough, now - cfg.retentionDays * 86_400_000, 50_000);
+      if (n > 0) c.store.setMeta('trimmed_through', String((c.store.minSeq() ?? c.seq + 1) - 1));
+      for (const id of c.waits.expired(now)) c.waits.end(id);
+    });
+  }
+
+  /** SIGHUP: re-read the config file and the definitions. */
+  async reload(): Promise<void> {
+    this.config = loadConfig(this.opts.config);
+    this.notifier.flush();
+    this.notifier = this.makeNotifier();
+    await this.core.run((c) => c.setMachine(new Machine(c.store.loadDefinition())));
+    this.log('stated: reloaded config and machine definitions');
+  }
+
+  /** Drains and stops: pending jobs commit, connections close, the store closes. */
+  async stop(): Promise<void> {
+    for (const t of this.intervals) clearInterval(t);
+    if (this.timer) clearTimeout(this.timer);
+    await this.server.close();
+    this.core.tick();
+    this.notifier.flush();
+    this.store.close();
+  }
+
+  metrics(): string {
+    const lines = [
+      ['stated_events_total', 'counter', 'events committed to the log', this.counters.events],
+      ['stated_batches_total', 'counter', 'transactions committed', this.counters.batches],
+      ['stated_notify_total', 'counter', 'NOTIFY events', this.counters.notifies],
+      ['stated_tbfailed_total', 'counter', 'TBFAILED events', this.counters.failed],
+      ['stated_seq', 'gauge', 'last committed seq', this.core.seq],
+      ['stated_nodes', 'gauge', 'known nodes', this.core.nodes.size],
+      ['stated_waits', 'gauge', 'open waits', this.core.waits.size],
+      ['stated_subscriptions', 'gauge', 'open subscriptions', this.hub.size],
+      ['stated_connections', 'gauge', 'open WebSocket connections', this.server.sessions.size],
+    ] as const;
+    return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('');
+  }
+}
+
+function splitListen(listen: string): [string, string] {
+  const i = listen.lastIndexOf(':');
+  if (i < 0) return ['127.0.0.1', listen];
+  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), listen.slice(i + 1)];
+}

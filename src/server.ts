@@ -1,0 +1,201 @@
+/**
+ * The one port (SPEC §3): HTTP routes and the WebSocket upgrade. Framing,
+ * size limits and authentication happen here; everything else is handed to
+ * the session or the core.
+ */
+import { type IncomingMessage, type ServerResponse, createServer, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { type Actor, authorizeEvent, canSee } from './auth.ts';
+import { StatedError, asStatedError } from './errors.ts';
+import type { Peer } from './hub.ts';
+import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
+import { type Services, Session } from './session.ts';
+import { nodeView } from './views.ts';
+
+export interface ServerExtras {
+  metrics: () => string;
+  dashboard?: () => string;
+}
+
+function tokenOf(req: IncomingMessage): string | null {
+  const h = req.headers.authorization;
+  if (h && h.startsWith('Bearer ')) return h.slice(7).trim();
+  const q = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
+  return q;
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendError(res: ServerResponse, err: unknown): void {
+  const e = asStatedError(err);
+  sendJson(res, e.status, { error: e.toJSON() });
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_MESSAGE_BYTES) {
+        reject(new StatedError('E_TOO_LARGE', `body over ${MAX_MESSAGE_BYTES} bytes`));
+        req.pause();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export class StatedServer {
+  readonly http: Server;
+  private readonly wss: WebSocketServer;
+  readonly sessions = new Set<{ session: Session; ws: WebSocket }>();
+
+  constructor(private readonly svc: Services, private readonly extras: ServerExtras) {
+    this.http = createServer((req, res) => void this.route(req, res));
+    // Slow senders (slowloris) are cut off rather than holding sockets forever.
+    this.http.headersTimeout = 10_000;
+    this.http.requestTimeout = 30_000;
+    this.http.keepAliveTimeout = 5_000;
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: MAX_MESSAGE_BYTES, perMessageDeflate: false });
+    this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(port, host, () => {
+        const a = this.http.address();
+        if (a && typeof a === 'object') resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  /** Stops accepting, closes every connection. */
+  close(): Promise<void> {
+    for (const { ws } of this.sessions) ws.close(1001, 'server shutting down');
+    return new Promise((resolve) => {
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+  }
+
+  /** Closes connections whose token was revoked. */
+  closeRevoked(): void {
+    for (const { session, ws } of this.sessions) {
+      if (!this.svc.auth.isLive(session.actor)) ws.close(4001, 'E_UNAUTHORIZED: token revoked');
+    }
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    let actor: Actor;
+    try {
+      if (path !== '/v1/ws') throw new StatedError('E_NOT_FOUND', `no WebSocket at ${path}`);
+      actor = this.svc.auth.authenticate(tokenOf(req));
+    } catch (err) {
+      const e = asStatedError(err);
+      const body = JSON.stringify({ error: e.toJSON() });
+      socket.end(`HTTP/1.1 ${e.status} ${e.code}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connect(ws, actor));
+  }
+
+  private connect(ws: WebSocket, actor: Actor): void {
+    const peer: Peer = {
+      send: (text) => { if (ws.readyState === ws.OPEN) ws.send(text); },
+      buffered: () => ws.bufferedAmount,
+      close: (code, reason) => ws.close(code, reason.slice(0, 120)),
+    };
+    const session = new Session(this.svc, actor, peer);
+    const entry = { session, ws };
+    this.sessions.add(entry);
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        peer.send(JSON.stringify({ re: null, ok: false, error: { code: 'E_BAD_REQUEST', message: 'binary frames are not accepted; send JSON text' } }));
+        return;
+      }
+      void session.onMessage(data.toString());
+    });
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      this.sessions.delete(entry);
+      session.close();
+    });
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'http://x');
+      const path = url.pathname;
+      if (path === '/healthz' && req.method === 'GET') {
+        sendJson(res, 200, { ok: true, seq: this.svc.core.seq });
+        return;
+      }
+      const actor = this.svc.auth.authenticate(tokenOf(req));
+      const { core } = this.svc;
+      if (path === '/v1/events' && req.method === 'POST') {
+        const text = await readBody(req);
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          throw new StatedError('E_BAD_REQUEST', 'body is not JSON');
+        }
+        const events = parseEvents(body);
+        for (const e of events) authorizeEvent(actor, e, core.nodes);
+        // All or nothing (SPEC §3): every node is checked before any event applies.
+        const results = await core.run((c) => {
+          for (const e of events) c.checkEvent(e);
+          return events.map((e) => c.applyEvent(e));
+        });
+        sendJson(res, 200, { accepted: results.map((r) => ({ seq: r.seq, duplicate: r.duplicate, ...(r.nodes ? { nodes: r.nodes } : {}) })) });
+        return;
+      }
+      if (req.method !== 'GET') throw new StatedError('E_NOT_FOUND', `no route ${req.method} ${path}`);
+      if (path === '/metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(this.extras.metrics());
+        return;
+      }
+      if (path === '/' && this.extras.dashboard) {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+        res.end(this.extras.dashboard());
+        return;
+      }
+      if (path === '/v1/nodes') {
+        const nodes = [...core.nodes.values()].filter((n) => canSee(actor, n)).map(nodeView);
+        sendJson(res, 200, { seq: core.seq, nodes });
+        return;
+      }
+      const m = /^\/v1\/nodes\/([^/]+)(\/history)?$/.exec(path);
+      if (m) {
+        const id = decodeURIComponent(m[1]!);
+        const n = core.nodes.get(id);
+        if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${id}`);
+        if (!canSee(actor, n)) throw new StatedError('E_FORBIDDEN', `node ${id} is not yours to see`);
+        if (!m[2]) {
+          sendJson(res, 200, nodeView(n));
+          return;
+        }
+        const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 100) || 100, 1), 10_000);
+        sendJson(res, 200, { node: id, events: core.store.history(id, limit) });
+        return;
+      }
+      throw new StatedError('E_NOT_FOUND', `no route GET ${path}`);
+    } catch (err) {
+      if (asStatedError(err).code === 'E_INTERNAL') this.svc.log(`stated: internal error: ${(err as Error).stack}`);
+      if (!res.headersSent) sendError(res, err);
+      if (asStatedError(err).code === 'E_TOO_LARGE') req.destroy();
+    }
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * One WebSocket connection: parses each frame (protocol.ts), authorizes it
+ * (auth.ts) and dispatches it to the op's handler. Every request gets exactly
+ * one reply; pushes carry `type` (SPEC §3).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Admin } from './admin.ts';
+import { type Actor, type Auth, authorizeAgent, authorizeEvent, authorizeForce, authorizeNodes, canSee } from './auth.ts';
+import type { Core } from './core.ts';
+import { StatedError, asStatedError } from './errors.ts';
+import type { Hub, Peer } from './hub.ts';
+import { type Request, parseRequest } from './protocol.ts';
+import type { WaitRelay } from './relay.ts';
+import { nodeView } from './views.ts';
+import type { WaitUpdate } from './waits.ts';
+
+export interface Services {
+  core: Core;
+  hub: Hub;
+  auth: Auth;
+  relay: WaitRelay;
+  admin: Admin;
+  /** Power agents (reboot issue); may be absent. */
+  agents?: { register(peer: Peer, types: string[]): void; result(peer: Peer, action: string, ok: boolean, message?: string): void; drop(peer: Peer): void };
+  log: (line: string) => void;
+}
+
+const DEFAULT_TTL = 86_400;
+
+export class Session {
+  /** Waits whose pushes go to this connection, with how to stop them. */
+  private readonly attached = new Map<string, () => void>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(private readonly svc: Services, readonly actor: Actor, private readonly peer: Peer) {}
+
+  /** Handles one text frame. */
+  async onMessage(text: string): Promise<void> {
+    let id: unknown = null;
+    try {
+      let m: unknown;
+      try {
+        m = JSON.parse(text);
+      } catch {
+        throw new StatedError('E_BAD_REQUEST', 'not JSON');
+      }
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new StatedError('E_BAD_REQUEST', 'a request is a JSON object {op, id, ...}');
+      id = (m as { id?: unknown }).id ?? null;
+      const req = parseRequest(m as Record<string, unknown>);
+      const result = await this.dispatch(req, id);
+      if (result !== undefined) this.reply(id, result);
+    } catch (err) {
+      const e = asStatedError(err);
+      if (e.code === 'E_INTERNAL') this.svc.log(`stated: internal error: ${(err as Error).stack ?? e.message}`);
+      this.send({ re: id, ok: false, error: e.toJSON() });
+    }
+  }
+
+  private send(msg: object): void {
+    if (!this.closed) this.peer.send(JSON.stringify(msg));
+  }
+
+  private reply(id: unknown, body: object): void {
+    this.send({ re: id, ok: true, ...body });
+  }
+
+  /** Returns the reply body, or undefined when the handler replies later itself. */
+  private async dispatch(req: Request, id: unknown): Promise<object | undefined> {
+    const { core, hub } = this.svc;
+    const actor = this.actor;
+    switch (req.op) {
+      case 'event': {
+        authorizeEvent(actor, req.event, core.nodes);
+        if (req.event.objtype === 'TBFAILED' && actor.role !== 'admin' && actor.role !== 'operator') authorizeForce(actor);
+        const r = await core.run((c) => c.applyEvent(req.event));
+        return { seq: r.seq, duplicate: r.duplicate, ...(r.nodes ? { nodes: r.nodes } : {}) };
+      }
+      case 'command': {
+        authorizeNodes(actor, req.nodes, core.nodes);
+        if (req.force) authorizeForce(actor);
+        const r = await core.run((c) => c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force));
+        return { seq: r.seq, nodes: r.nodes };
+      }
+      case 'initStateWait': {
+        authorizeNodes(actor, req.nodes, core.nodes);
+        if (req.force) authorizeForce(actor);
+        const wait = `w${randomBytes(8).toString('hex')}`;
+        // Registered before anything it waits for can happen (the seed's rule);
+        // with `command`, in the same transaction as the command itself.
+        const r = await core.run((c) => {
+          for (const n of req.nodes) c.node(n);
+          const seq = c.seq;
+          c.waits.create(wait, req.states, req.nodes, seq, req.ttl ?? DEFAULT_TTL, c.now(), actor.id);
+          const cmd = req.command
+            ? c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force === true)
+            : null;
+          return { seq, cmd };
+        });
+        this.attach(wait);
+        return { wait, seq: r.seq, ...(r.cmd ? { command: { seq: r.cmd.seq, nodes: r.cmd.nodes } } : {}) };
+      }
+      case 'attach': {
+        this.ownWait(req.wait);
+        await core.run((c) => c.waits.touch(req.wait, c.now()));
+        this.attach(req.wait);
+        const snap = core.waits.snapshot(req.wait, core.seq);
+        if (!snap) throw new StatedError('E_UNKNOWN_WAIT', `no wait ${req.wait}`);
+        return snap;
+      }
+      case 'waitForState':
+        this.ownWait(req.wait);
+        this.waitFor(req.wait, req.timeout ?? 0, id);
+        return undefined;
+      case 'cancelWait': {
+        this.ownWait(req.wait);
+        const remaining = await core.run((c) => c.waits.cancel(req.wait, req.node));
+        if (remaining === null) throw new StatedError('E_UNKNOWN_WAIT', `no wait ${req.wait}`);
+        this.svc.relay.poke(req.wait);
+        return { remaining };
+      }
+      case 'endStateWait': {
+        this.ownWait(req.wait);
+        await core.run((c) => c.waits.end(req.wait));
+        this.attached.get(req.wait)?.();
+        this.attached.delete(req.wait);
+        this.svc.relay.poke(req.wait);
+        return {};
+      }
+      case 'subscribe': {
+        const allow = actor.role === 'admin' || actor.role === 'operator'
+          ? undefined
+          : (e: { objname: string }) => canSee(actor, core.nodes.get(e.objname));
+        if (actor.role === 'node') throw new StatedError('E_FORBIDDEN', 'a node token may not subscribe');
+        const { sub, start } = hub.subscribe(this.peer, req.filter, req.since, allow);
+        this.reply(id, { sub, seq: core.seq });
+        start();
+        return undefined;
+      }
+      case 'unsubscribe':
+        if (!hub.unsubscribe(req.sub, this.peer)) throw new StatedError('E_UNKNOWN_SUB', `no subscription ${req.sub}`);
+        return {};
+      case 'status': {
+        const ids = req.nodes ?? [...core.nodes.keys()].sort();
+        const nodes = [];
+        for (const nid of ids) {
+          const n = core.nodes.get(nid);
+          if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${nid}`);
+          if (canSee(actor, n)) nodes.push(nodeView(n));
+          else if (req.nodes) throw new StatedError('E_FORBIDDEN', `node ${nid} is not yours to see`);
+        }
+        return { seq: core.seq, now: core.now(), nodes };
+      }
+      case 'registerAgent':
+        authorizeAgent(actor);
+        if (!this.svc.agents) throw new StatedError('E_UNAVAILABLE', 'this daemon drives no agents');
+        this.svc.agents.register(this.peer, req.types);
+        return {};
+      case 'actionResult':
+        authorizeAgent(actor);
+        this.svc.agents?.result(this.peer, req.action, req.ok, req.message);
+        return {};
+      case 'admin':
+        return { result: await this.svc.admin.run(actor, req.action, req.args) };
+    }
+  }
+
+  /** A wait may be driven by whoever created it, or by an operator. */
+  private ownWait(wait: string): void {
+    const owner = this.svc.core.waits.owner(wait);
+    if (owner === undefined) throw new StatedError('E_UNKNOWN_WAIT', `no wait ${wait}`);
+    if (owner !== this.actor.id && this.actor.role !== 'admin' && this.actor.role !== 'operator') {
+      throw new StatedError('E_FORBIDDEN', `wait ${wait} belongs to another token`);
+    }
+  }
+
+  private attach(wait: string): void {
+    if (this.attached.has(wait)) return;
+    this.attached.set(wait, this.svc.relay.listen(wait, (u: WaitUpdate | null) => { if (u) this.send(u); }));
+  }
+
+  /** Replies once every node is done or failed, or at the timeout (0: no timeout). */
+  private waitFor(wait: string, timeoutS: number, id: unknown): void {
+    const { core, relay } = this.svc;
+    let timer: NodeJS.Timeout | undefined;
+    let stop = (): void => {};
+    const finish = (): void => {
+      stop();
+      if (timer) {
+        clearTimeout(timer);
+        this.timers.delete(timer);
+      }
+      const snap = core.waits.snapshot(wait, core.seq);
+      if (!snap) this.send({ re: id, ok: false, error: { code: 'E_UNKNOWN_WAIT', message: `wait ${wait} ended` } });
+      else this.reply(id, { finished: snap.finished, failed: snap.failed, remaining: snap.remaining, failures: snap.failures, seq: snap.seq });
+    };
+    const snap = core.waits.snapshot(wait, core.seq);
+    if (!snap || snap.remaining.length === 0) return finish();
+    stop = relay.listen(wait, () => {
+      const s = core.waits.snapshot(wait, core.seq);
+      if (!s || s.remaining.length === 0) finish();
+    });
+    if (timeoutS > 0) {
+      timer = setTimeout(finish, timeoutS * 1000);
+      this.timers.add(timer);
+    }
+  }
+
+  /** The connection went away: its waits keep advancing in SQLite, only pushes stop. */
+  close(): void {
+    this.closed = true;
+    for (const stop of this.attached.values()) stop();
+    this.attached.clear();
+    for (const t of this.timers) clearTimeout(t);
+    this.svc.hub.dropPeer(this.peer);
+    this.svc.agents?.drop(this.peer);
+  }
+}

@@ -1,0 +1,95 @@
+/** Shared value types. Shapes on the wire are validated in protocol.ts. */
+
+/** Emulab's event tuple. `message`/`reason` ride along on NOTIFY and TBFAILED. */
+export interface StatedEvent {
+  objtype: string;
+  objname: string;
+  eventtype: string;
+  id?: string;
+  message?: string;
+  reason?: FailureReason;
+  /** The op mode a TBNODESTATE was applied in, filled in by the daemon. */
+  mode?: string;
+  /** false when the transition was not in state_transitions (SPEC §4.1). */
+  valid?: boolean;
+}
+
+export interface FailureReason {
+  code: string;
+  mode?: string;
+  state?: string;
+  attempts?: number;
+  message?: string;
+}
+
+/** One committed row of the event log. */
+export interface LoggedEvent {
+  seq: number;
+  time: number;
+  event: StatedEvent;
+}
+
+// --- machine definitions, shaped as Emulab's four tables -------------------
+
+export interface TransitionRow { op_mode: string; state1: string; state2: string; label: string }
+export interface TimeoutRow { op_mode: string; state: string; timeout: number; action: string }
+export interface TriggerRow { node_id: string; op_mode: string; state: string; triggers: string }
+export interface ModeTransitionRow { op_mode1: string; state1: string; op_mode2: string; state2: string; label: string }
+
+export interface MachineDefinition {
+  state_transitions: TransitionRow[];
+  state_timeouts: TimeoutRow[];
+  state_triggers: TriggerRow[];
+  mode_transitions: ModeTransitionRow[];
+}
+
+// --- nodes -----------------------------------------------------------------
+
+/** A pending timeout: an absolute deadline (epoch ms) and what to do then. */
+export interface PendingTimeout {
+  at: number;
+  action: string;
+  mode: string;
+  state: string;
+}
+
+/** A one-shot trigger attached to one node (SPEC §4.4). */
+export interface OneShotTrigger {
+  mode: string;
+  state: string;
+  triggers: string;
+}
+
+/** Reboot bookkeeping for a node whose power stated is driving. */
+export interface RebootState {
+  /** The command stated is driving (REBOOT, POWERCYCLE, ...), or null. */
+  command: string | null;
+  /** Attempts made for the current drive, kept across restarts. */
+  attempts: number;
+  /** Waiting for SHUTDOWN to settle the command. */
+  awaitingShutdown: boolean;
+  /** Gave up (TBFAILED sent); no retries until the node reaches ISUP. */
+  gaveUp: boolean;
+}
+
+export interface NodeState {
+  id: string;
+  type: string;
+  project: string | null;
+  mode: string;
+  state: string | null;
+  since: number;
+  nextMode: string | null;
+  /** The mode the node left at its last mode transition (where a reload returns). */
+  prevMode: string | null;
+  timeout: PendingTimeout | null;
+  reboot: RebootState;
+  triggers: OneShotTrigger[];
+}
+
+export const NO_REBOOT: RebootState = Object.freeze({
+  command: null,
+  attempts: 0,
+  awaitingShutdown: false,
+  gaveUp: false,
+}) as RebootState;

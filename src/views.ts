@@ -1,0 +1,22 @@
+/** How nodes look from outside (status, GET /v1/nodes): one shape for every reader. */
+import type { NodeState } from './types.ts';
+
+export interface NodeView {
+  node: string;
+  type: string;
+  project: string | null;
+  mode: string;
+  state: string | null;
+  since: number;
+  nextMode: string | null;
+  timeout: { at: number; action: string; mode: string; state: string } | null;
+  reboot: { command: string | null; attempts: number; awaitingShutdown: boolean; gaveUp: boolean };
+  triggers: { mode: string; state: string; triggers: string }[];
+}
+
+export function nodeView(n: NodeState): NodeView {
+  return {
+    node: n.id, type: n.type, project: n.project, mode: n.mode, state: n.state, since: n.since,
+    nextMode: n.nextMode, timeout: n.timeout, reboot: { ...n.reboot }, triggers: n.triggers,
+  };
+}

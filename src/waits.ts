@@ -1,0 +1,209 @@
+/**
+ * StateWait (SPEC §3): which nodes must pass which states, in order. Open
+ * waits are indexed by node so an event costs only the waits that hold its
+ * node; rows advance inside the batch transaction of the event that moves them.
+ */
+import type { Database as Db, Statement } from 'better-sqlite3';
+import type { FailureReason, StatedEvent } from './types.ts';
+
+export type WaitNodeStatus = 'pending' | 'done' | 'failed' | 'cancelled';
+
+interface WaitNode {
+  node: string;
+  pos: number;
+  status: WaitNodeStatus;
+  seq: number | null;
+  reason: FailureReason | null;
+}
+
+interface Wait {
+  id: string;
+  states: string[];
+  startSeq: number;
+  ttl: number;
+  lastAttach: number;
+  owner: string | null;
+  nodes: Map<string, WaitNode>;
+}
+
+/** A push to a wait's listeners (SPEC §3 progress / done / failed). */
+export type WaitUpdate =
+  | { type: 'progress'; wait: string; node: string; state: string; remaining: string[]; seq: number }
+  | { type: 'done'; wait: string; node: string; seq: number }
+  | { type: 'failed'; wait: string; node: string; reason: FailureReason; seq: number };
+
+export interface WaitSnapshot {
+  wait: string;
+  states: string[];
+  seq: number;
+  finished: string[];
+  failed: string[];
+  remaining: string[];
+  failures: Record<string, FailureReason>;
+}
+
+export class Waits {
+  private readonly byId = new Map<string, Wait>();
+  /** node -> waits in which it is still pending. */
+  private readonly byNode = new Map<string, Set<Wait>>();
+  private readonly s: Record<string, Statement>;
+
+  constructor(private readonly db: Db) {
+    const p = (sql: string): Statement => db.prepare(sql);
+    this.s = {
+      insertWait: p('INSERT INTO waits (wait_id, states, start_seq, ttl, last_attach, owner) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertNode: p("INSERT INTO wait_nodes (wait_id, node, pos, status) VALUES (?, ?, 0, 'pending')"),
+      updateNode: p('UPDATE wait_nodes SET pos = ?, status = ?, seq = ?, reason = ? WHERE wait_id = ? AND node = ?'),
+      deleteWait: p('DELETE FROM waits WHERE wait_id = ?'),
+      touch: p('UPDATE waits SET last_attach = ? WHERE wait_id = ?'),
+      allWaits: p('SELECT * FROM waits'),
+      allNodes: p('SELECT * FROM wait_nodes'),
+    };
+  }
+
+  /** Rebuilds the in-memory index from SQLite (on start and after a failed batch). */
+  load(): void {
+    this.byId.clear();
+    this.byNode.clear();
+    for (const r of this.s.allWaits!.all() as { wait_id: string; states: string; start_seq: number; ttl: number; last_attach: number; owner: string | null }[]) {
+      this.byId.set(r.wait_id, {
+        id: r.wait_id, states: JSON.parse(r.states), startSeq: r.start_seq, ttl: r.ttl,
+        lastAttach: r.last_attach, owner: r.owner, nodes: new Map(),
+      });
+    }
+    for (const r of this.s.allNodes!.all() as { wait_id: string; node: string; pos: number; status: WaitNodeStatus; seq: number | null; reason: string | null }[]) {
+      const w = this.byId.get(r.wait_id);
+      if (!w) continue;
+      w.nodes.set(r.node, { node: r.node, pos: r.pos, status: r.status, seq: r.seq, reason: r.reason ? JSON.parse(r.reason) : null });
+      if (r.status === 'pending') this.index(w, r.node);
+    }
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  owner(id: string): string | null | undefined {
+    return this.byId.get(id)?.owner;
+  }
+
+  /** The nodes a wait holds (for authorization). */
+  nodesOf(id: string): string[] {
+    return [...(this.byId.get(id)?.nodes.keys() ?? [])];
+  }
+
+  private index(w: Wait, node: string): void {
+    let set = this.byNode.get(node);
+    if (!set) this.byNode.set(node, (set = new Set()));
+    set.add(w);
+  }
+
+  private unindex(w: Wait, node: string): void {
+    const set = this.byNode.get(node);
+    if (!set) return;
+    set.delete(w);
+    if (set.size === 0) this.byNode.delete(node);
+  }
+
+  /** Opens a wait that counts events after startSeq (inside the batch). */
+  create(id: string, states: string[], nodes: string[], startSeq: number, ttl: number, now: number, owner: string | null): void {
+    const w: Wait = { id, states, startSeq, ttl, lastAttach: now, owner, nodes: new Map() };
+    this.s.insertWait!.run(id, JSON.stringify(states), startSeq, ttl, now, owner);
+    for (const node of nodes) {
+      if (w.nodes.has(node)) continue;
+      w.nodes.set(node, { node, pos: 0, status: 'pending', seq: null, reason: null });
+      this.s.insertNode!.run(id, node);
+      this.index(w, node);
+    }
+    this.byId.set(id, w);
+  }
+
+  /** Advances every wait holding the event's node; returns the pushes to make after commit. */
+  onEvent(seq: number, e: StatedEvent): WaitUpdate[] {
+    const isState = e.objtype === 'TBNODESTATE';
+    if (!isState && e.objtype !== 'TBFAILED') return [];
+    const set = this.byNode.get(e.objname);
+    if (!set) return [];
+    const out: WaitUpdate[] = [];
+    for (const w of [...set]) {
+      if (seq <= w.startSeq) continue;
+      const wn = w.nodes.get(e.objname)!;
+      if (!isState) {
+        const reason: FailureReason = e.reason ?? { code: 'TBFAILED', message: e.message ?? `${e.eventtype} failed` };
+        this.settle(w, wn, 'failed', seq, reason);
+        out.push({ type: 'failed', wait: w.id, node: wn.node, reason, seq });
+        continue;
+      }
+      if (w.states[wn.pos] !== e.eventtype) continue;
+      wn.pos++;
+      if (wn.pos === w.states.length) {
+        this.settle(w, wn, 'done', seq, null);
+        out.push({ type: 'done', wait: w.id, node: wn.node, seq });
+      } else {
+        this.s.updateNode!.run(wn.pos, 'pending', null, null, w.id, wn.node);
+        out.push({ type: 'progress', wait: w.id, node: wn.node, state: e.eventtype, remaining: w.states.slice(wn.pos), seq });
+      }
+    }
+    return out;
+  }
+
+  private settle(w: Wait, wn: WaitNode, status: WaitNodeStatus, seq: number | null, reason: FailureReason | null): void {
+    wn.status = status;
+    wn.seq = seq;
+    wn.reason = reason;
+    this.s.updateNode!.run(wn.pos, status, seq, reason ? JSON.stringify(reason) : null, w.id, wn.node);
+    this.unindex(w, wn.node);
+  }
+
+  /** Stops waiting for one node; returns the nodes still pending. */
+  cancel(id: string, node: string): string[] | null {
+    const w = this.byId.get(id);
+    if (!w) return null;
+    const wn = w.nodes.get(node);
+    if (wn && wn.status === 'pending') this.settle(w, wn, 'cancelled', null, null);
+    return this.snapshot(id, 0)!.remaining;
+  }
+
+  /** Deletes a wait. */
+  end(id: string): boolean {
+    const w = this.byId.get(id);
+    if (!w) return false;
+    for (const node of w.nodes.keys()) this.unindex(w, node);
+    this.byId.delete(id);
+    this.s.deleteWait!.run(id);
+    return true;
+  }
+
+  /** Records an attach (restarting the ttl). */
+  touch(id: string, now: number): void {
+    const w = this.byId.get(id);
+    if (!w) return;
+    w.lastAttach = now;
+    this.s.touch!.run(now, id);
+  }
+
+  snapshot(id: string, seq: number): WaitSnapshot | null {
+    const w = this.byId.get(id);
+    if (!w) return null;
+    const snap: WaitSnapshot = { wait: id, states: w.states, seq, finished: [], failed: [], remaining: [], failures: {} };
+    for (const wn of w.nodes.values()) {
+      if (wn.status === 'done') snap.finished.push(wn.node);
+      else if (wn.status === 'failed') {
+        snap.failed.push(wn.node);
+        if (wn.reason) snap.failures[wn.node] = wn.reason;
+      } else if (wn.status === 'pending') snap.remaining.push(wn.node);
+    }
+    return snap;
+  }
+
+  /** Waits whose ttl ran out (checked by a periodic sweep, never per event). */
+  expired(now: number): string[] {
+    const out: string[] = [];
+    for (const w of this.byId.values()) if (now - w.lastAttach > w.ttl * 1000) out.push(w.id);
+    return out;
+  }
+}
