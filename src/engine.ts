@@ -4,7 +4,7 @@
  * that changes a node (event, timeout, trigger, command, driver result) comes
  * through `apply`, so every Emulab rule is a unit test of this one function.
  */
-import type { Machine } from './machine.ts';
+import { type Machine, classifyTrigger, splitTriggers } from './machine.ts';
 import type { FailureReason, NodeState, RebootState, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
@@ -51,8 +51,6 @@ export interface Outcome {
 /** Commands whose success is announced by the node going to SHUTDOWN. */
 const REBOOTING = new Set(['REBOOT', 'POWERCYCLE']);
 export const COMMANDS = new Set(['REBOOT', 'POWERCYCLE', 'POWEROFF', 'POWERON']);
-/** Emulab triggers that are bookkeeping in Emulab's database, nothing to do here. */
-const NOOP_TRIGGERS = new Set(['PXEBOOT', 'BOOTING', 'CHECKPORTREG', 'SECUREBOOT', 'RELOADOLDMFS', 'PXERESET']);
 
 /** Builds a NOTIFY event (SPEC §2): objname the node, eventtype a code. */
 export function notify(node: string, code: string, message: string): Effect {
@@ -156,7 +154,11 @@ class Step {
       }
       n.triggers = keep;
     }
-    for (const name of names) this.trigger(name);
+    // RESET first: it clears the counters of the boot that just ended, and must
+    // not undo a REBOOT that a trigger of the same row starts (RELOAD/ISUP
+    // runs REBOOT plus the (*,ISUP) RESET under SPEC §4.4's union of rows).
+    if (names.includes('RESET')) this.trigger('RESET');
+    for (const name of names) if (name !== 'RESET') this.trigger(name);
 
     // §4.5: a mode transition into the node's next op mode.
     if (n.nextMode) {
@@ -175,7 +177,8 @@ class Step {
   trigger(name: string): void {
     const n = this.n;
     const id = n.id;
-    if (NOOP_TRIGGERS.has(name)) return;
+    // Emulab's bookkeeping triggers (PXEBOOT, CHECKPORTREG, ...) have nothing to do here.
+    if (classifyTrigger(name) === 'noop') return;
     if (name.startsWith('SCRIPT:')) {
       this.out.push({ t: 'script', node: id, name: name.slice(7) });
       return;
@@ -319,9 +322,4 @@ class Step {
     }
     return this.done();
   }
-}
-
-/** Splits an Emulab trigger list ("RESET, RELOADDONE"). */
-export function splitTriggers(list: string): string[] {
-  return list.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 }

@@ -6,20 +6,13 @@
  * `*` in a mode or state column means any. Everywhere, a row naming the value
  * literally beats a `*` row; the precedence of each lookup is stated at it.
  */
-import type {
-  MachineDefinition,
-  ModeTransitionRow,
-  TimeoutRow,
-  TransitionRow,
-  TriggerRow,
-} from './types.ts';
-
-import { ANY, splitTriggers } from './machine-import.ts';
 import { definedModes } from './machine-check.ts';
+import { ANY, splitTriggers } from './machine-import.ts';
+import type { MachineDefinition, ModeTransitionRow, TimeoutRow, TransitionRow, TriggerRow } from './types.ts';
 
 export { ANY, parseDefinitionJson, parseEmulabSql, splitTriggers } from './machine-import.ts';
-export { checkDefinition, definedModes } from './machine-check.ts';
-export type { Problem } from './machine-check.ts';
+export { checkDefinition, classifyTrigger, definedModes, parseTimeoutAction } from './machine-check.ts';
+export type { Problem, TimeoutAction, TriggerKind } from './machine-check.ts';
 
 export type TransitionCheck = 'valid' | 'invalid' | 'unchecked';
 
@@ -35,7 +28,7 @@ export interface ModeTarget {
 
 type Nested<V> = Map<string, Map<string, V>>;
 
-/** The definition tables, indexed for the engine's per-event lookups. */
+/** The definition tables, indexed for the engine's per-event lookups. Trusts its input: parse and check first. */
 export class Machine {
   // mode -> from -> set of to; '*' stays a key and is tried after the literal.
   private readonly allowed: Nested<Set<string>> = new Map();

@@ -8,11 +8,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { StatedError } from '../src/errors.ts';
 import { Machine, checkDefinition, parseDefinitionJson, parseEmulabSql } from '../src/machine.ts';
-import type { MachineDefinition } from '../src/types.ts';
+import type { MachineDefinition, ModeTransitionRow, TimeoutRow, TransitionRow, TriggerRow } from '../src/types.ts';
 
 const read = (p: string): string => fs.readFileSync(path.join(process.cwd(), p), 'utf8');
 const MIGRATION = read('migrations/002_emulab_defaults.sql');
-const REFERENCE = fs.readFileSync('/work/shared/reference/emulab-state-tables.sql', 'utf8');
+const REFERENCE = fs.readFileSync('test/fixtures/emulab-state-tables.sql', 'utf8');
 const DEFAULTS = parseEmulabSql(MIGRATION);
 const m = new Machine(DEFAULTS);
 
@@ -44,10 +44,10 @@ test('002 applies on 001 and the tables then hold what parseEmulabSql reads', ()
   db.exec(read('migrations/001_schema.sql'));
   db.exec(MIGRATION);
   const fromDb: MachineDefinition = {
-    state_transitions: db.prepare('SELECT op_mode, state1, state2, label FROM state_transitions').all() as any,
-    state_timeouts: db.prepare('SELECT op_mode, state, timeout, action FROM state_timeouts').all() as any,
-    state_triggers: db.prepare('SELECT node_id, op_mode, state, triggers FROM state_triggers').all() as any,
-    mode_transitions: db.prepare('SELECT op_mode1, state1, op_mode2, state2, label FROM mode_transitions').all() as any,
+    state_transitions: db.prepare('SELECT op_mode, state1, state2, label FROM state_transitions').all() as TransitionRow[],
+    state_timeouts: db.prepare('SELECT op_mode, state, timeout, action FROM state_timeouts').all() as TimeoutRow[],
+    state_triggers: db.prepare('SELECT node_id, op_mode, state, triggers FROM state_triggers').all() as TriggerRow[],
+    mode_transitions: db.prepare('SELECT op_mode1, state1, op_mode2, state2, label FROM mode_transitions').all() as ModeTransitionRow[],
   };
   db.close();
   // Two mode_transitions pairs collide on our key (op_mode1, state1, op_mode2): 87 rows in, 85 kept.

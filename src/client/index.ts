@@ -1,0 +1,4 @@
+/** The stated client library: what other tools import (the CLI uses nothing else). */
+export { Connection, type ConnectionOptions, type Push } from './connection.ts';
+export { StateWait, type InitOptions, type WaitProgress, type WaitResult } from './statewait.ts';
+export { connect, initStateWait, defaultUrl, defaultToken } from './api.ts';
