@@ -21,6 +21,8 @@ export interface DriverConfig {
 
 export interface Config {
   maxRebootAttempts: number;
+  /** Seconds between a failed driver attempt and the next (scaled by --time-scale). */
+  retryDelay: number;
   /** Seconds: identical notifications within it are folded (scaled by --time-scale). */
   digestWindow: number;
   /** argv of a program that gets each digest line on stdin. */
@@ -46,6 +48,7 @@ export interface Config {
 
 export const DEFAULTS: Config = {
   maxRebootAttempts: 3,
+  retryDelay: 10,
   digestWindow: 15,
   notifyCommand: null,
   scriptDir: null,
@@ -64,6 +67,7 @@ const isNum: Check = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 
 const isStrList: Check = (v) => Array.isArray(v) && v.every((x) => typeof x === 'string');
 const CHECKS: Record<keyof Config, [Check, string]> = {
   maxRebootAttempts: [(v) => Number.isInteger(v) && (v as number) >= 1, 'an integer >= 1'],
+  retryDelay: [isNum, 'seconds'],
   digestWindow: [isNum, 'seconds'],
   notifyCommand: [(v) => v === null || (isStrList(v) && (v as string[]).length > 0), 'an argv list or null'],
   scriptDir: [(v) => v === null || typeof v === 'string', 'a directory or null'],

@@ -18,6 +18,8 @@ import { Waits, type WaitUpdate } from './waits.ts';
 export interface CoreConfig {
   timeScale: number;
   maxRebootAttempts: number;
+  /** Seconds between a failed driver attempt and the next. */
+  retryDelay: number;
   genIsupTypes: string[];
 }
 
@@ -61,6 +63,7 @@ export class Core {
   private out: Committed = { events: [], waits: [], effects: [] };
   private dirty = new Set<string>();
   private dirtyTriggers = new Set<string>();
+  private readonly genIsup: ReadonlySet<string>;
 
   constructor(
     readonly store: Store,
@@ -68,6 +71,7 @@ export class Core {
     readonly clock: () => number = Date.now,
   ) {
     this.waits = new Waits(store.db);
+    this.genIsup = new Set(config.genIsupTypes);
     this.load();
   }
 
@@ -204,7 +208,8 @@ export class Core {
       now: this.clock(),
       timeScale: this.config.timeScale,
       maxRebootAttempts: this.config.maxRebootAttempts,
-      genIsupTypes: new Set(this.config.genIsupTypes),
+      retryDelay: this.config.retryDelay,
+      genIsupTypes: this.genIsup,
     };
   }
 
@@ -320,6 +325,16 @@ export class Core {
       }).catch(() => {});
     }
     if (this.timers.size > 2 * this.nodes.size + 1024) this.timers.compact(this.liveDeadlines());
+  }
+
+  /** Driver actions that were started but never reported (the daemon died): run them again, same attempt. */
+  inFlightActions(): Effect[] {
+    const out: Effect[] = [];
+    for (const n of this.nodes.values()) {
+      const r = n.reboot;
+      if (r.inFlight && r.command) out.push({ t: 'action', node: n.id, command: r.command, attempt: r.attempts });
+    }
+    return out;
   }
 
   /** Swaps in new definitions (SIGHUP, machine import). */

@@ -9,6 +9,9 @@ import { Admin } from './admin.ts';
 import { Auth } from './auth.ts';
 import { type Config, loadConfig } from './config.ts';
 import { Core, type Committed } from './core.ts';
+import { Agents } from './drivers/agents.ts';
+import { CommandDriver } from './drivers/command.ts';
+import { type Route, Scheduler, routeFor } from './drivers/scheduler.ts';
 import type { Effect } from './engine.ts';
 import { Hub } from './hub.ts';
 import { Machine } from './machine.ts';
@@ -16,6 +19,7 @@ import { Notifier } from './notify.ts';
 import { WaitRelay } from './relay.ts';
 import { StatedServer } from './server.ts';
 import type { Services } from './session.ts';
+import { Fleet } from './simulator/fleet.ts';
 import { Store } from './store.ts';
 
 export interface DaemonOptions {
@@ -37,7 +41,12 @@ export class Daemon {
   readonly auth: Auth;
   readonly relay = new WaitRelay();
   readonly server: StatedServer;
+  readonly agents = new Agents();
+  readonly scheduler: Scheduler;
+  /** The in-process fleet of `serve --simulate`. */
+  readonly fleet: Fleet | null;
   config: Config;
+  private routes = new Map<string, Route>();
   private notifier: Notifier;
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
@@ -54,6 +63,7 @@ export class Daemon {
     this.core = new Core(this.store, {
       timeScale: opts.timeScale,
       maxRebootAttempts: this.config.maxRebootAttempts,
+      retryDelay: this.config.retryDelay,
       genIsupTypes: this.config.genIsupTypes,
     });
     this.auth = new Auth(this.store.db, process.env.STATED_TOKEN);
@@ -63,12 +73,30 @@ export class Daemon {
       replayChunk: 1000,
     });
     this.notifier = this.makeNotifier();
+    this.fleet = opts.simulate
+      ? new Fleet((node, state) => this.core.run((c) => c.applyEvent({ objtype: 'TBNODESTATE', objname: node, eventtype: state })))
+      : null;
+    this.scheduler = new Scheduler(this.core, (type) => this.route(type), this.log);
     const svc: Services = {
       core: this.core, hub: this.hub, auth: this.auth, relay: this.relay,
-      admin: new Admin(this.core, this.auth), log: this.log,
+      admin: new Admin(this.core, this.auth), log: this.log, agents: this.agents,
     };
     this.server = new StatedServer(svc, { metrics: () => this.metrics() });
     this.core.onCommit = (c) => this.committed(c);
+  }
+
+  /** The driver for a node type, cached until the config reloads. */
+  private route(type: string): Route {
+    let r = this.routes.get(type);
+    if (!r) {
+      r = routeFor(type, this.config.drivers, {
+        command: (cfg) => new CommandDriver(cfg.commands ?? {}, this.log),
+        agents: this.agents,
+        simulator: this.fleet,
+      }, this.opts.timeScale);
+      this.routes.set(type, r);
+    }
+    return r;
   }
 
   private makeNotifier(): Notifier {
@@ -85,8 +113,10 @@ export class Daemon {
     if (this.opts.simulate) await this.addSimulatedNodes(this.opts.simulate);
     const [host, portText] = splitListen(this.opts.listen);
     const addr = await this.server.listen(host, Number(portText));
-    // Overdue deadlines (the daemon was down) fire at once, oldest first.
+    // Overdue deadlines (the daemon was down) fire at once, oldest first;
+    // actions the last run started but never heard back from run again.
     this.core.fireDue();
+    for (const eff of this.core.inFlightActions()) this.effect(eff);
     this.armTimer();
     const every = (ms: number, fn: () => void): void => {
       const t = setInterval(fn, ms);
@@ -139,10 +169,7 @@ export class Daemon {
 
   private effect(eff: Effect): void {
     if (eff.t === 'script') this.runScript(eff.node, eff.name);
-    else if (eff.t === 'action') {
-      // Drivers arrive with the reboot gatekeeper; until then an action has no driver.
-      void this.core.run((c) => c.applyInput(eff.node, { kind: 'actionResult', command: eff.command, ok: false, message: 'no power driver configured' }));
-    }
+    else if (eff.t === 'action') this.scheduler.submit(eff.node, eff.command, eff.attempt);
   }
 
   private runScript(node: string, name: string): void {
@@ -196,6 +223,7 @@ export class Daemon {
   /** SIGHUP: re-read the config file and the definitions. */
   async reload(): Promise<void> {
     this.config = loadConfig(this.opts.config);
+    this.routes = new Map();
     this.notifier.flush();
     this.notifier = this.makeNotifier();
     await this.core.run((c) => c.setMachine(new Machine(c.store.loadDefinition())));
@@ -207,6 +235,7 @@ export class Daemon {
     for (const t of this.intervals) clearInterval(t);
     if (this.timer) clearTimeout(this.timer);
     await this.server.close();
+    this.fleet?.stop();
     this.core.tick();
     this.notifier.flush();
     this.store.close();
@@ -223,6 +252,7 @@ export class Daemon {
       ['stated_waits', 'gauge', 'open waits', this.core.waits.size],
       ['stated_subscriptions', 'gauge', 'open subscriptions', this.hub.size],
       ['stated_connections', 'gauge', 'open WebSocket connections', this.server.sessions.size],
+      ['stated_actions_pending', 'gauge', 'driver actions running or queued', this.scheduler.pending],
     ] as const;
     return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('');
   }

@@ -15,6 +15,8 @@ export interface EngineContext {
   /** Multiplies every timeout (SPEC §1 --time-scale). */
   timeScale: number;
   maxRebootAttempts: number;
+  /** Seconds between a failed driver attempt and the next (scaled by timeScale). */
+  retryDelay: number;
   /** Node types that cannot send ISUP themselves (the CHECKGENISUP trigger). */
   genIsupTypes: ReadonlySet<string>;
 }
@@ -26,7 +28,7 @@ export type EngineInput =
   | { kind: 'timeout' }
   | { kind: 'failed' }
   | { kind: 'command'; command: string; force: boolean }
-  | { kind: 'actionResult'; command: string; ok: boolean; message?: string };
+  | { kind: 'actionResult'; command: string; attempt: number; ok: boolean; message?: string; /** what the driver really did (escalation ladder) */ actual?: string };
 
 export type Effect =
   /** An event for the log, in this batch, after the input's own; TBNODESTATE ones re-enter apply. */
@@ -84,7 +86,7 @@ export function apply(node: NodeState, input: EngineInput, ctx: EngineContext): 
     case 'command':
       return step.command(input.command, input.force);
     case 'actionResult':
-      return step.actionResult(input.command, input.ok, input.message);
+      return step.actionResult(input);
   }
 }
 
@@ -239,7 +241,8 @@ class Step {
     } else if (t.action.startsWith('STATE:')) {
       this.out.push(stateEvent(n.id, t.action.slice(6)));
     } else if (isRetryAction(t.action)) {
-      this.retry(t.action === 'CMDRETRY' ? 'COMMAND_TIMEOUT' : 'TIMEOUT_IN_STATE', t.mode, t.state);
+      const code = t.action === 'REBOOT' ? 'TIMEOUT_IN_STATE' : n.reboot.lastError ?? 'COMMAND_TIMEOUT';
+      this.retry(code, t.mode, t.state);
     } else {
       this.out.push(notify(n.id, 'UNKNOWN_ACTION', `${n.id}: unknown timeout action ${t.action} in ${where}`));
     }
@@ -259,25 +262,31 @@ class Step {
       this.startAction(r.command, r.attempts + 1);
       return;
     }
+    this.giveUp(code, mode, state, message);
+  }
+
+  private giveUp(code: string, mode: string, state: string, message?: string): void {
+    const n = this.n;
+    const r = n.reboot;
     const reason: FailureReason = { code, mode, state, attempts: r.attempts };
     if (message) reason.message = message;
-    this.setReboot({ ...r, gaveUp: true, awaitingShutdown: false });
-    this.n.timeout = null;
+    this.setReboot({ ...r, gaveUp: true, awaitingShutdown: false, inFlight: false, lastError: code });
+    n.timeout = null;
     this.out.push({
       t: 'emit',
       event: {
         objtype: 'TBFAILED',
         objname: n.id,
-        eventtype: r.command,
+        eventtype: r.command ?? 'REBOOT',
         reason,
-        message: `${n.id}: ${r.command} failed after ${r.attempts} attempts (${code} in ${mode}/${state})`,
+        message: `${n.id}: ${r.command} failed after ${r.attempts} attempt(s): ${code} in ${mode}/${state}${message ? ` (${message})` : ''}`,
       },
     });
   }
 
   private startAction(command: string, attempt: number): void {
     // The command's own timeout starts when the driver reports it done.
-    this.setReboot({ command, attempts: attempt, awaitingShutdown: REBOOTING.has(command), gaveUp: false });
+    this.setReboot({ command, attempts: attempt, awaitingShutdown: REBOOTING.has(command), gaveUp: false, inFlight: true, lastError: null });
     this.n.timeout = null;
     this.out.push({ t: 'action', node: this.n.id, command, attempt });
   }
@@ -292,13 +301,22 @@ class Step {
     return this.done({ verdict: 'accepted' });
   }
 
-  actionResult(command: string, ok: boolean, message?: string): Outcome {
+  actionResult(input: Extract<EngineInput, { kind: 'actionResult' }>): Outcome {
     const n = this.n;
     const r = n.reboot;
-    if (r.command !== command) return this.done(); // superseded by a newer command
+    const { command, ok, message } = input;
+    // A result for an attempt that is no longer current (superseded, forced) changes nothing.
+    if (r.command !== command || r.attempts !== input.attempt || !r.inFlight) return this.done();
+    this.setReboot({ ...r, inFlight: false });
     if (!ok) {
       this.out.push(notify(n.id, 'DRIVER_FAILED', `${n.id}: ${command} attempt ${r.attempts} failed: ${message ?? 'no reason given'}`));
-      this.retry('DRIVER_FAILED', 'TBCOMMAND', command, message);
+      if (r.attempts >= this.ctx.maxRebootAttempts) {
+        this.giveUp('DRIVER_FAILED', 'TBCOMMAND', command, message);
+        return this.done();
+      }
+      // Try again after the retry delay, through the durable timer (CMDRETRY).
+      this.setReboot({ ...n.reboot, lastError: 'DRIVER_FAILED' });
+      n.timeout = { at: this.deadline(this.ctx.retryDelay), action: 'CMDRETRY', mode: 'TBCOMMAND', state: command };
       return this.done();
     }
     if (command === 'POWEROFF') {
@@ -310,12 +328,12 @@ class Step {
       this.setReboot(NO_REBOOT);
       return this.done();
     }
-    if (command === 'POWERCYCLE') {
+    if (command === 'POWERCYCLE' || input.actual === 'POWERCYCLE') {
       // A power-cycled node cannot say SHUTDOWN; stated says it (as Emulab's power did).
       this.out.push(stateEvent(n.id, 'SHUTDOWN'));
       return this.done();
     }
-    // REBOOT / POWERCYCLE: SHUTDOWN must now come in time (TBCOMMAND row, CMDRETRY).
+    // REBOOT: SHUTDOWN must now come in time (TBCOMMAND row, CMDRETRY).
     const t = this.ctx.machine.timeout('TBCOMMAND', command);
     if (r.awaitingShutdown && t) {
       n.timeout = { at: this.deadline(t.seconds), action: t.action, mode: 'TBCOMMAND', state: command };

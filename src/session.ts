@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Admin } from './admin.ts';
 import { type Actor, type Auth, authorizeAgent, authorizeEvent, authorizeForce, authorizeNodes, canSee } from './auth.ts';
 import type { Core } from './core.ts';
+import type { Agents } from './drivers/agents.ts';
 import { StatedError, asStatedError } from './errors.ts';
 import type { Hub, Peer } from './hub.ts';
 import { type Request, parseRequest } from './protocol.ts';
@@ -21,7 +22,7 @@ export interface Services {
   relay: WaitRelay;
   admin: Admin;
   /** Power agents (reboot issue); may be absent. */
-  agents?: { register(peer: Peer, types: string[]): void; result(peer: Peer, action: string, ok: boolean, message?: string): void; drop(peer: Peer): void };
+  agents?: Agents;
   log: (line: string) => void;
 }
 

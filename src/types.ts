@@ -70,6 +70,10 @@ export interface RebootState {
   awaitingShutdown: boolean;
   /** Gave up (TBFAILED sent); no retries until the node reaches ISUP. */
   gaveUp: boolean;
+  /** A driver action was started and has not reported; re-run after a restart. */
+  inFlight: boolean;
+  /** Why the last attempt failed (a FailureReason code), for the final TBFAILED. */
+  lastError: string | null;
 }
 
 export interface NodeState {
@@ -92,4 +96,6 @@ export const NO_REBOOT: RebootState = Object.freeze({
   attempts: 0,
   awaitingShutdown: false,
   gaveUp: false,
+  inFlight: false,
+  lastError: null,
 }) as RebootState;

@@ -1,0 +1,59 @@
+/**
+ * `stated node_reboot`: asks stated to reboot nodes. The wait is registered
+ * in the same request as the command (initStateWait with `command`), so no
+ * transition can slip between them; stated does the reboot and the retries.
+ */
+import { defineCommand } from 'citty';
+import { StateWait } from '../client/index.ts';
+import type { NodeView } from '../views.ts';
+import { connArgs, names } from './common.ts';
+import { EXIT, fail, usage } from './output.ts';
+import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
+import { watch } from './watch.ts';
+
+export default defineCommand({
+  meta: { name: 'node_reboot', description: 'reboot nodes through stated and wait for them' },
+  args: {
+    wait: { type: 'boolean', alias: 'w', description: 'wait until the nodes are back up (SHUTDOWN then ISUP)' },
+    'no-wait': { type: 'boolean', alias: 'n', description: 'send the command and return at once' },
+    force: { type: 'boolean', alias: 'f', description: 'reboot even if a reboot is in progress (admin only)' },
+    project: { type: 'string', alias: 'e', description: 'every node of this project' },
+    ...waitArgs,
+    ...connArgs,
+  },
+  async run({ args }) {
+    const conn = await durableConnection(args);
+    try {
+      let nodes: string[];
+      if (args.project) {
+        if (args._.length > 0) usage('give either -e PROJECT or nodes, not both');
+        const st = await conn.request<{ nodes: NodeView[] }>('status');
+        nodes = st.nodes.filter((n) => n.project === args.project).map((n) => n.node);
+        if (nodes.length === 0) usage(`project ${args.project} has no nodes you can see`);
+      } else nodes = names(args._, 'NODE');
+      const force = args.force === true;
+      if (args['no-wait']) {
+        const r = await conn.request<{ nodes: Record<string, string> }>('command', { command: 'REBOOT', nodes, force });
+        report(r.nodes);
+        conn.close();
+        process.exit(EXIT.OK);
+      }
+      const states = args.wait ? ['SHUTDOWN', 'ISUP'] : ['SHUTDOWN'];
+      const timeoutS = seconds(args.timeout ?? (args.wait ? '1800' : '300'), '-t');
+      const w = await StateWait.init(conn, states, nodes, { command: 'REBOOT', force, ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
+      if (w.command) report(w.command.nodes);
+      const code = await watch(w, { timeoutS, updateS: seconds(args.update, '-u'), json: args.json === true });
+      conn.close();
+      process.exit(code);
+    } catch (err) {
+      fail(err);
+    }
+  },
+});
+
+function report(verdicts: Record<string, string>): void {
+  const joined = Object.keys(verdicts).filter((n) => verdicts[n] === 'joined');
+  const accepted = Object.keys(verdicts).filter((n) => verdicts[n] === 'accepted');
+  if (accepted.length > 0) process.stderr.write(`rebooting ${accepted.length}: ${accepted.join(' ')}\n`);
+  if (joined.length > 0) process.stderr.write(`already rebooting, joined ${joined.length}: ${joined.join(' ')}\n`);
+}

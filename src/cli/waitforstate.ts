@@ -1,0 +1,55 @@
+/** `stated waitForState`: the seed's example program, as a CLI (SPEC §1). */
+import { defineCommand } from 'citty';
+import { Connection, StateWait, defaultToken } from '../client/index.ts';
+import { name } from '../protocol.ts';
+import { type ConnFlags, connArgs, daemonUrl, names } from './common.ts';
+import { fail, usage } from './output.ts';
+import { watch } from './watch.ts';
+
+/** A connection that rides out daemon restarts: a wait must outlive them. */
+export async function durableConnection(flags: ConnFlags): Promise<Connection> {
+  const conn = new Connection({ url: daemonUrl(flags.url), token: flags.token ?? defaultToken(), reconnect: true });
+  try {
+    await conn.connect();
+  } catch (err) {
+    fail(err);
+  }
+  return conn;
+}
+
+/** Parses a seconds flag. */
+export function seconds(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) usage(`${flag} must be a number of seconds > 0`);
+  return n;
+}
+
+export const waitArgs = {
+  timeout: { type: 'string', alias: 't', description: 'give up after this many seconds' },
+  update: { type: 'string', alias: 'u', description: 'print a status line every this many seconds', default: '10' },
+  json: { type: 'boolean', description: 'print the outcome as JSON' },
+} as const;
+
+export default defineCommand({
+  meta: { name: 'waitForState', description: 'wait until every node has passed the states, in order' },
+  args: {
+    states: { type: 'string', alias: 's', description: 'comma-separated states, in order', default: 'ISUP' },
+    ...waitArgs,
+    ...connArgs,
+  },
+  async run({ args }) {
+    const nodes = names(args._, 'NODE').map((n) => { try { return name(n, 'node'); } catch { return usage(`bad node name ${n}`); } });
+    const states = args.states.split(',').map((s) => s.trim()).filter(Boolean);
+    if (states.length === 0) usage('-s needs at least one state');
+    const timeoutS = seconds(args.timeout ?? '300', '-t');
+    const conn = await durableConnection(args);
+    try {
+      const w = await StateWait.init(conn, states, nodes, { ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
+      const code = await watch(w, { timeoutS, updateS: seconds(args.update, '-u'), json: args.json === true });
+      conn.close();
+      process.exit(code);
+    } catch (err) {
+      fail(err);
+    }
+  },
+});

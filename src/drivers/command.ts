@@ -1,0 +1,44 @@
+/**
+ * The command-template driver: argv from the config with {node} substituted,
+ * run without a shell (a node name can never become shell syntax), time-limited,
+ * its output logged.
+ */
+import { spawn } from 'node:child_process';
+import type { Action, ActionResult, Driver } from './action.ts';
+
+export class CommandDriver implements Driver {
+  readonly name = 'command';
+
+  constructor(
+    private readonly templates: Record<string, string[]>,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  run(a: Action, timeoutMs: number): Promise<ActionResult> {
+    const template = this.templates[a.command];
+    if (!template || template.length === 0) {
+      return Promise.resolve({ ok: false, message: `no command template for ${a.command}` });
+    }
+    const argv = template.map((part) => part.split('{node}').join(a.node));
+    return new Promise((resolve) => {
+      const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], shell: false });
+      let out = '';
+      const keep = (d: Buffer): void => { if (out.length < 8192) out += d.toString(); };
+      child.stdout.on('data', keep);
+      child.stderr.on('data', keep);
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        resolve({ ok: false, message: `${argv[0]}: ${err.message}` });
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        const tail = out.trim().slice(-500);
+        this.log(`stated: ${a.command} ${a.node} (attempt ${a.attempt}): ${argv.join(' ')} -> ${code ?? signal}${tail ? `: ${tail}` : ''}`);
+        if (code === 0) resolve({ ok: true });
+        else if (signal) resolve({ ok: false, message: `killed after ${timeoutMs} ms (hung)` });
+        else resolve({ ok: false, message: `exit ${code}${tail ? `: ${tail.slice(-200)}` : ''}` });
+      });
+    });
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * Runs driver actions: never two on one node at once, at most `concurrency`
+ * per driver at once (the rest queue, so a 500-node reboot does not hit every
+ * power controller together), a time limit on each, and the result back into
+ * the core as an input of its own.
+ */
+import { randomBytes } from 'node:crypto';
+import type { DriverConfig } from '../config.ts';
+import type { Core } from '../core.ts';
+import type { Action, Driver } from './action.ts';
+
+export interface Route {
+  driver: Driver;
+  /** Which queue and limit the action counts against. */
+  key: string;
+  concurrency: number;
+  timeoutMs: number;
+  ladder: Record<string, string[]> | undefined;
+}
+
+interface Lane {
+  active: number;
+  queue: Action[];
+}
+
+export class Scheduler {
+  private readonly busy = new Set<string>();
+  /** The next action per busy node; a newer one replaces an older one. */
+  private readonly next = new Map<string, Action>();
+  private readonly lanes = new Map<string, Lane>();
+  private readonly routes = new Map<string, Route>();
+
+  constructor(
+    private readonly core: Core,
+    private readonly route: (type: string) => Route,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Actions running or queued (for metrics and the dashboard). */
+  get pending(): number {
+    let n = this.next.size;
+    for (const l of this.lanes.values()) n += l.active + l.queue.length;
+    return n;
+  }
+
+  /** Takes an `action` effect from a committed batch. */
+  submit(nodeId: string, command: string, attempt: number): void {
+    const n = this.core.nodes.get(nodeId);
+    if (!n) return;
+    const r = this.route(n.type);
+    const ladder = r.ladder?.[command];
+    const actual = ladder && ladder.length > 0 ? ladder[Math.min(attempt, ladder.length) - 1]! : command;
+    const a: Action = {
+      id: `a${randomBytes(6).toString('hex')}`, node: nodeId, type: n.type, command: actual, requested: command,
+      attempt, mode: n.mode, nextMode: n.nextMode,
+    };
+    this.routes.set(a.id, r);
+    if (this.busy.has(nodeId)) {
+      const old = this.next.get(nodeId);
+      if (old) this.routes.delete(old.id);
+      this.next.set(nodeId, a);
+      return;
+    }
+    this.enqueue(a, r);
+  }
+
+  private lane(key: string): Lane {
+    let l = this.lanes.get(key);
+    if (!l) this.lanes.set(key, (l = { active: 0, queue: [] }));
+    return l;
+  }
+
+  private enqueue(a: Action, r: Route): void {
+    this.busy.add(a.node);
+    const lane = this.lane(r.key);
+    if (lane.active < r.concurrency) this.start(a, r, lane);
+    else lane.queue.push(a);
+  }
+
+  private start(a: Action, r: Route, lane: Lane): void {
+    lane.active++;
+    r.driver.run(a, r.timeoutMs)
+      .catch((err: unknown) => ({ ok: false, message: `driver error: ${(err as Error).message}` }))
+      .then((res) => {
+        this.routes.delete(a.id);
+        const input = {
+          kind: 'actionResult' as const, command: a.requested, attempt: a.attempt, ok: res.ok, actual: a.command,
+          ...(res.message === undefined ? {} : { message: res.message }),
+        };
+        void this.core.run((c) => c.applyInput(a.node, input)).catch((err: unknown) => {
+          this.log(`stated: could not record ${a.command} result for ${a.node}: ${(err as Error).message}`);
+        });
+      })
+      .finally(() => {
+        lane.active--;
+        this.busy.delete(a.node);
+        const queued = lane.queue.shift();
+        if (queued) {
+          this.busy.add(queued.node);
+          this.start(queued, this.routes.get(queued.id) ?? r, lane);
+        }
+        const mine = this.next.get(a.node);
+        if (mine) {
+          this.next.delete(a.node);
+          this.enqueue(mine, this.routes.get(mine.id) ?? r);
+        }
+      });
+  }
+}
+
+/** Builds the route for a node type from the config's drivers (SPEC §4: template, agent, simulator). */
+export function routeFor(
+  type: string,
+  drivers: Record<string, DriverConfig>,
+  make: { command: (cfg: DriverConfig) => Driver; agents: Driver; simulator: Driver | null },
+  timeScale: number,
+): Route {
+  const cfg = drivers[type] ?? drivers['*'];
+  const timeoutMs = Math.max(50, (cfg?.timeout ?? 60) * 1000 * timeScale);
+  const concurrency = cfg?.concurrency ?? 16;
+  if (!cfg) {
+    // Unconfigured: the in-process simulator drives its own nodes; anything else needs an agent.
+    const driver = type === 'sim' && make.simulator ? make.simulator : make.agents;
+    return { driver, key: `${driver.name}:${type}`, concurrency, timeoutMs, ladder: undefined };
+  }
+  const driver = cfg.kind === 'command' ? make.command(cfg) : cfg.kind === 'simulator' && make.simulator ? make.simulator : make.agents;
+  return { driver, key: `${driver.name}:${drivers[type] ? type : '*'}`, concurrency, timeoutMs, ladder: cfg.ladder };
+}
