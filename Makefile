@@ -1,5 +1,5 @@
 # A thin front for the package.json scripts, which do the work.
-.PHONY: build test bench demo typecheck deps clean
+.PHONY: build test bench demo typecheck deps system clean
 
 # dist/stated: the single executable (esbuild bundle + Node SEA with the SQLite addon).
 build: deps
@@ -22,11 +22,17 @@ demo: build
 	./dist/stated serve --simulate 5
 
 # Install exactly package-lock.json, only when node_modules is missing or older than it.
-deps: node_modules/.package-lock.json
+deps: system node_modules/.package-lock.json
 
 node_modules/.package-lock.json: package-lock.json
 	npm ci
 	@touch $@
+
+# better-sqlite3 compiles from source here: it needs a C++ compiler, make and python3.
+# Installed with apt-get when missing (CI and fresh machines run as root).
+system:
+	@command -v g++ >/dev/null && command -v python3 >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make python3; }
 
 # Remove build outputs (not node_modules).
 clean:
