@@ -80,12 +80,19 @@ async function buildExecutable() {
     return;
   }
   fs.rmSync(stamp, { force: true });
-  fs.rmSync(exe, { force: true }); // a running dist/stated would make copyFile fail with ETXTBSY
-  fs.copyFileSync(process.execPath, exe);
-  fs.chmodSync(exe, 0o755); // execPath may be read-only (e.g. 0555); postject must write
+  // Built beside and renamed into place: a running or concurrently built
+  // dist/stated is never seen half-written (rename is atomic, and a running
+  // copy keeps its old inode).
+  const tmp = `${exe}.${process.pid}.tmp`;
+  fs.copyFileSync(process.execPath, tmp);
+  fs.chmodSync(tmp, 0o755); // execPath may be read-only (e.g. 0555); postject must write
   const { inject } = createRequire(import.meta.url)('postject');
-  await quietly(() => inject(exe, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE }));
-  fs.chmodSync(exe, 0o755);
+  try {
+    await quietly(() => inject(tmp, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE }));
+    fs.renameSync(tmp, exe);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
   fs.writeFileSync(stamp, built());
   const mb = (f) => (fs.statSync(f).size / 1048576).toFixed(1);
   console.log(`build: dist/stated (${mb(exe)} MB, bundle ${mb(r('dist/stated.cjs'))} MB) in ${Date.now() - t0} ms`);

@@ -23,7 +23,21 @@ function definitionOf(args: Args): MachineDefinition {
 }
 
 export class Admin {
-  constructor(private readonly core: Core, private readonly auth: Auth) {}
+  constructor(
+    private readonly core: Core,
+    private readonly auth: Auth,
+    /** Called after a token is revoked, so its open connections close. */
+    private readonly onRevoke: () => void = () => {},
+  ) {}
+
+  /** Runs a change in the batch and records it in the audit log in the same transaction. */
+  private change<T>(actor: Actor, action: string, detail: unknown, fn: (c: Core) => T): Promise<T> {
+    return this.core.run((c) => {
+      const r = fn(c);
+      c.store.audit(c.now(), actor, action, detail);
+      return r;
+    });
+  }
 
   /** Runs one admin action for an actor; resolves after commit. */
   async run(actor: Actor, action: string, args: Args): Promise<unknown> {
@@ -37,14 +51,14 @@ export class Admin {
           type: optName(args.type, 'type'), mode: optName(args.mode, 'mode'),
           state: optName(args.state, 'state'), project: optName(args.project, 'project'),
         };
-        return core.run((c) => {
+        return this.change(actor, action, { nodes, ...opts }, (c) => {
           for (const id of nodes) if (c.nodes.has(id)) throw new StatedError('E_CONFLICT', `node ${id} exists`);
           return nodes.map((id) => nodeView(c.addNode(id, opts)));
         });
       }
       case 'node.remove': {
         const nodes = nameList(args.nodes, 'nodes');
-        return core.run((c) => {
+        return this.change(actor, action, { nodes }, (c) => {
           for (const id of nodes) c.node(id);
           for (const id of nodes) c.removeNode(id);
           return { removed: nodes };
@@ -53,12 +67,12 @@ export class Admin {
       case 'node.setNextMode': {
         const id = name(args.node, 'node');
         const mode = args.mode === null ? null : name(args.mode, 'mode');
-        return core.run((c) => nodeView(c.updateNode(id, { nextMode: mode })));
+        return this.change(actor, action, { node: id, mode }, (c) => nodeView(c.updateNode(id, { nextMode: mode })));
       }
       case 'node.trigger.add': {
         const id = name(args.node, 'node');
-        const t = { mode: name(args.mode ?? '*', 'mode'), state: name(args.state, 'state'), triggers: nameList(args.triggers, 'triggers').join(', ') };
-        return core.run((c) => {
+        const t = { mode: args.mode === undefined || args.mode === null || args.mode === '*' ? '*' : name(args.mode, 'mode'), state: name(args.state, 'state'), triggers: nameList(args.triggers, 'triggers').join(', ') };
+        return this.change(actor, action, { node: id, ...t }, (c) => {
           const n = c.node(id);
           const rest = n.triggers.filter((x) => x.mode !== t.mode || x.state !== t.state);
           return nodeView(c.updateNode(id, { triggers: [...rest, t] })).triggers;
@@ -66,7 +80,7 @@ export class Admin {
       }
       case 'node.trigger.clear': {
         const id = name(args.node, 'node');
-        return core.run((c) => nodeView(c.updateNode(id, { triggers: [] })).triggers);
+        return this.change(actor, action, { node: id }, (c) => nodeView(c.updateNode(id, { triggers: [] })).triggers);
       }
       case 'node.trigger.list': {
         const ids = args.nodes === undefined ? [...core.nodes.keys()] : nameList(args.nodes, 'nodes');
@@ -85,7 +99,8 @@ export class Admin {
         if (errors.length > 0) {
           throw new StatedError('E_BAD_DEFINITION', `refused: ${errors.length} error(s); the old definitions stay`, { problems });
         }
-        return core.run((c) => {
+        const counts = Object.fromEntries(Object.entries(def).map(([k, v]) => [k, (v as unknown[]).length]));
+        return this.change(actor, action, counts, (c) => {
           c.store.replaceDefinition(def);
           c.setMachine(new Machine(def));
           return { problems };
@@ -96,16 +111,27 @@ export class Admin {
         if (!ROLES.includes(role)) throw new StatedError('E_BAD_REQUEST', `role: expected one of ${ROLES.join(', ')}`);
         const node = optName(args.node, 'node');
         const project = optName(args.project, 'project');
-        return core.run((c) => this.auth.create(role, { node: node ?? null, project: project ?? null }, c.now()));
+        return core.run((c) => {
+          const r = this.auth.create(role, { node: node ?? null, project: project ?? null }, c.now());
+          c.store.audit(c.now(), actor, action, { id: r.id, role, node, project });
+          return r;
+        });
       }
       case 'token.list':
         return this.auth.list();
+      case 'audit.list': {
+        const limit = Math.min(Math.max(Number(args.limit ?? 100) || 100, 1), 10_000);
+        const after = Math.max(Number(args.after ?? 0) || 0, 0);
+        return core.store.auditList(after, limit);
+      }
       case 'token.revoke': {
         const id = name(args.id, 'id');
-        return core.run((c) => {
+        const r = await this.change(actor, action, { id }, (c) => {
           if (!this.auth.revoke(id, c.now())) throw new StatedError('E_NOT_FOUND', `no live token ${id}`);
           return { revoked: id };
         });
+        this.onRevoke();
+        return r;
       }
       default:
         throw new StatedError('E_UNKNOWN_OP', `unknown admin action ${action}`);

@@ -35,6 +35,8 @@ export interface EventResult {
   duplicate: boolean;
   /** For TBCOMMAND: per node, accepted / joined / refused. */
   nodes?: Record<string, CommandVerdict>;
+  /** For refused nodes: why, as `E_CODE: message`. */
+  refusals?: Record<string, string>;
 }
 
 interface Job {
@@ -59,7 +61,7 @@ export class Core {
 
   private queue: Job[] = [];
   private scheduled = false;
-  private pending: { event: StatedEvent; modeChange: boolean }[] = [];
+  private pending: { event: StatedEvent; forced: boolean }[] = [];
   private out: Committed = { events: [], waits: [], effects: [] };
   private dirty = new Set<string>();
   private dirtyTriggers = new Set<string>();
@@ -182,14 +184,21 @@ export class Core {
     for (const id of e.objtype === 'TBCOMMAND' ? e.objname.split(',') : [e.objname]) this.node(id);
   }
 
-  /** Applies one event and everything it sets off; returns its seq. */
-  applyEvent(e: StatedEvent, force = false): EventResult {
+  /**
+   * Applies one event and everything it sets off; returns its seq. With an
+   * actor, commands and client-sent TBFAILEDs are audited in the same batch.
+   */
+  applyEvent(e: StatedEvent, force = false, actor?: { id: string; role: string }): EventResult {
     if (e.id !== undefined) {
       const seq = this.store.seqForClientId(e.id);
       if (seq !== null) return { seq, duplicate: true };
     }
     this.checkEvent(e);
     const result = this.logAndApply(e, false, force);
+    if (actor && (e.objtype === 'TBCOMMAND' || e.objtype === 'TBFAILED')) {
+      this.store.audit(this.clock(), actor, `${e.objtype === 'TBCOMMAND' ? 'command' : 'tbfailed'}.${e.eventtype}`,
+        { nodes: e.objname.split(','), force, seq: result.seq, verdicts: result.nodes });
+    }
     this.settle();
     return result;
   }
@@ -221,20 +230,20 @@ export class Core {
     this.nodes.set(next.id, next);
     this.dirty.add(next.id);
     for (const eff of outcome.effects) {
-      if (eff.t === 'emit') this.pending.push({ event: eff.event, modeChange: eff.modeChange === true });
+      if (eff.t === 'emit') this.pending.push({ event: eff.event, forced: eff.forced === true });
       else this.out.effects.push(eff);
     }
     return outcome;
   }
 
-  private logAndApply(e: StatedEvent, modeChange: boolean, force: boolean): EventResult {
+  private logAndApply(e: StatedEvent, forced: boolean, force: boolean): EventResult {
     const result: EventResult = { seq: 0, duplicate: false };
     const n = this.nodes.get(e.objname);
     switch (e.objtype) {
       case 'TBNODESTATE':
         if (n) {
           e.mode = n.mode;
-          const o = this.handle(n, { kind: 'state', state: e.eventtype, modeChange });
+          const o = this.handle(n, { kind: 'state', state: e.eventtype, forced });
           if (o.valid === false) e.valid = false;
         }
         break;
@@ -253,6 +262,7 @@ export class Core {
         for (const id of e.objname.split(',')) {
           const o = this.handle(this.node(id), { kind: 'command', command: e.eventtype, force });
           result.nodes[id] = o.verdict ?? 'refused';
+          if (o.refusal) (result.refusals ??= {})[id] = o.refusal;
         }
         break;
       }
@@ -271,14 +281,14 @@ export class Core {
   private settle(): void {
     let count = 0;
     while (this.pending.length > 0) {
-      const { event, modeChange } = this.pending.shift()!;
+      const { event, forced } = this.pending.shift()!;
       if (++count > MAX_CHAIN) {
         this.pending = [];
         this.logAndApply({ objtype: 'NOTIFY', objname: event.objname, eventtype: 'TRIGGER_LOOP',
           message: `${event.objname}: more than ${MAX_CHAIN} generated events from one input; stopped` }, false, false);
         return;
       }
-      this.logAndApply(event, modeChange, false);
+      this.logAndApply(event, forced, false);
     }
   }
 

@@ -79,7 +79,7 @@ export class Daemon {
     this.scheduler = new Scheduler(this.core, (type) => this.route(type), this.log);
     const svc: Services = {
       core: this.core, hub: this.hub, auth: this.auth, relay: this.relay,
-      admin: new Admin(this.core, this.auth), log: this.log, agents: this.agents,
+      admin: new Admin(this.core, this.auth, () => this.server.closeRevoked()), log: this.log, agents: this.agents,
     };
     this.server = new StatedServer(svc, { metrics: () => this.metrics() });
     this.core.onCommit = (c) => this.committed(c);

@@ -174,7 +174,8 @@ export class Hub {
     for (const sub of this.subs.values()) {
       if (now - sub.lastSent < this.opts.heartbeatMs) continue;
       sub.lastSent = now;
-      sub.peer.send(`{"type":"heartbeat","sub":"${sub.id}","seq":${seq}}`);
+      // A replaying subscription has been sent only up to its cursor.
+      sub.peer.send(`{"type":"heartbeat","sub":"${sub.id}","seq":${sub.live ? seq : sub.cursor}}`);
     }
   }
 }

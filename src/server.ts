@@ -6,7 +6,7 @@
 import { type IncomingMessage, type ServerResponse, createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { type Actor, authorizeEvent, canSee } from './auth.ts';
+import { type Actor, authorizeEvent, authorizeOperator, canSee } from './auth.ts';
 import { StatedError, asStatedError } from './errors.ts';
 import type { Peer } from './hub.ts';
 import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
@@ -156,12 +156,18 @@ export class StatedServer {
         // All or nothing (SPEC §3): every node is checked before any event applies.
         const results = await core.run((c) => {
           for (const e of events) c.checkEvent(e);
-          return events.map((e) => c.applyEvent(e));
+          return events.map((e) => c.applyEvent(e, false, actor));
         });
-        sendJson(res, 200, { accepted: results.map((r) => ({ seq: r.seq, duplicate: r.duplicate, ...(r.nodes ? { nodes: r.nodes } : {}) })) });
+        sendJson(res, 200, { accepted: results.map((r) => ({ seq: r.seq, duplicate: r.duplicate, ...(r.nodes ? { nodes: r.nodes } : {}), ...(r.refusals ? { refusals: r.refusals } : {}) })) });
         return;
       }
       if (req.method !== 'GET') throw new StatedError('E_NOT_FOUND', `no route ${req.method} ${path}`);
+      if (path === '/v1/audit') {
+        authorizeOperator(actor);
+        const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 100) || 100, 1), 10_000);
+        sendJson(res, 200, { records: core.store.auditList(Math.max(Number(url.searchParams.get('after') ?? 0) || 0, 0), limit) });
+        return;
+      }
       if (path === '/metrics') {
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         res.end(this.extras.metrics());

@@ -74,14 +74,14 @@ export class Session {
       case 'event': {
         authorizeEvent(actor, req.event, core.nodes);
         if (req.event.objtype === 'TBFAILED' && actor.role !== 'admin' && actor.role !== 'operator') authorizeForce(actor);
-        const r = await core.run((c) => c.applyEvent(req.event));
-        return { seq: r.seq, duplicate: r.duplicate, ...(r.nodes ? { nodes: r.nodes } : {}) };
+        const r = await core.run((c) => c.applyEvent(req.event, false, actor));
+        return { seq: r.seq, duplicate: r.duplicate, ...(r.nodes ? { nodes: r.nodes } : {}), ...(r.refusals ? { refusals: r.refusals } : {}) };
       }
       case 'command': {
         authorizeNodes(actor, req.nodes, core.nodes);
         if (req.force) authorizeForce(actor);
-        const r = await core.run((c) => c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force));
-        return { seq: r.seq, nodes: r.nodes };
+        const r = await core.run((c) => c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force, actor));
+        return { seq: r.seq, nodes: r.nodes, ...(r.refusals ? { refusals: r.refusals } : {}) };
       }
       case 'initStateWait': {
         authorizeNodes(actor, req.nodes, core.nodes);
@@ -94,12 +94,12 @@ export class Session {
           const seq = c.seq;
           c.waits.create(wait, req.states, req.nodes, seq, req.ttl ?? DEFAULT_TTL, c.now(), actor.id);
           const cmd = req.command
-            ? c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force === true)
+            ? c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force === true, actor)
             : null;
           return { seq, cmd };
         });
         this.attach(wait);
-        return { wait, seq: r.seq, ...(r.cmd ? { command: { seq: r.cmd.seq, nodes: r.cmd.nodes } } : {}) };
+        return { wait, seq: r.seq, ...(r.cmd ? { command: { seq: r.cmd.seq, nodes: r.cmd.nodes, ...(r.cmd.refusals ? { refusals: r.cmd.refusals } : {}) } } : {}) };
       }
       case 'attach': {
         this.ownWait(req.wait);

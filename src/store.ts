@@ -8,12 +8,13 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import m001 from '../migrations/001_schema.sql';
 import m002 from '../migrations/002_emulab_defaults.sql';
 import m003 from '../migrations/003_waits.sql';
+import m004 from '../migrations/004_audit.sql';
 import { sqliteNativeBinding } from './native.ts';
 import type { LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
 /** Numbered migrations, applied in order; PRAGMA user_version records the last one. */
-export const MIGRATIONS: readonly string[] = [m001, m002, m003];
+export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004];
 
 export interface StoreOptions {
   /** SQLite's synchronous pragma: FULL survives power loss, NORMAL only process crashes. */
@@ -25,6 +26,7 @@ interface NodeRow {
   since: number; next_mode: string | null; prev_mode: string | null; timeout_at: number | null;
   timeout_action: string | null; timeout_mode: string | null; timeout_state: string | null; reboot: string | null;
 }
+export interface AuditRecord { id: number; time: number; actor: string; role: string; action: string; detail: unknown }
 interface EventRow { seq: number; time: number; objtype: string; objname: string; eventtype: string; cid: string | null; extra: string | null }
 
 export class Store {
@@ -62,6 +64,8 @@ export class Store {
       insertTrigger: p('INSERT OR REPLACE INTO node_triggers (node_id, op_mode, state, triggers) VALUES (?, ?, ?, ?)'),
       getMeta: p('SELECT value FROM meta WHERE key = ?'),
       setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      audit: p('INSERT INTO audit (time, actor, role, action, detail) VALUES (?, ?, ?, ?, ?)'),
+      auditList: p('SELECT * FROM audit WHERE id > ? ORDER BY id DESC LIMIT ?'),
       trimBefore: p('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? OR time < ? ORDER BY seq LIMIT ?)'),
     };
   }
@@ -117,6 +121,17 @@ export class Store {
   /** Deletes up to `limit` of the oldest events at or below seq or older than time; returns how many. */
   trim(maxSeqToDrop: number, olderThan: number, limit: number): number {
     return this.s.trimBefore!.run(maxSeqToDrop, olderThan, limit).changes;
+  }
+
+  /** Records who did what (inside the batch of the act itself). */
+  audit(time: number, actor: { id: string; role: string }, action: string, detail: unknown): void {
+    this.s.audit!.run(time, actor.id, actor.role, action, detail === undefined ? null : JSON.stringify(detail));
+  }
+
+  /** The newest audit records after id `after`, newest first. */
+  auditList(after: number, limit: number): AuditRecord[] {
+    return (this.s.auditList!.all(after, limit) as (Omit<AuditRecord, 'detail'> & { detail: string | null })[])
+      .map((r) => ({ ...r, detail: r.detail === null ? null : JSON.parse(r.detail) }));
   }
 
   getMeta(key: string): string | null {

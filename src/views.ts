@@ -10,7 +10,7 @@ export interface NodeView {
   since: number;
   nextMode: string | null;
   timeout: { at: number; action: string; mode: string; state: string } | null;
-  reboot: { command: string | null; attempts: number; awaitingShutdown: boolean; gaveUp: boolean };
+  reboot: { command: string | null; attempts: number; awaitingShutdown: boolean; gaveUp: boolean; inFlight: boolean; lastError: string | null };
   triggers: { mode: string; state: string; triggers: string }[];
 }
 

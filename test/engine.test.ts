@@ -1,0 +1,287 @@
+// The pure engine (SPEC §4) against Emulab's shipped tables. Rows are cited as
+// table: values from migrations/002_emulab_defaults.sql.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { apply, type Effect, type EngineInput } from '../src/engine.ts';
+import { NO_REBOOT, type NodeState } from '../src/types.ts';
+import { T0, engineCtx, makeNode } from './helpers/fake.ts';
+
+const S = 1000;
+const state = (s: string, forced = false): EngineInput => ({ kind: 'state', state: s, ...(forced ? { forced } : {}) });
+const emitState = (s: string, forced = false): Effect =>
+  ({ t: 'emit', event: { objtype: 'TBNODESTATE', objname: 'pc1', eventtype: s }, ...(forced ? { forced } : {}) });
+/** NOTIFY codes among the effects. */
+const notifies = (effects: Effect[]): string[] =>
+  effects.flatMap((e) => (e.t === 'emit' && e.event.objtype === 'NOTIFY' ? [e.event.eventtype] : []));
+
+/** Applies states one second apart; checks verdict, effects and the deadline each leaves. */
+function walk(node: NodeState, rows: [string, [number, string] | null][], scale = 1, mode = node.mode): NodeState {
+  rows.forEach(([s, timeout], i) => {
+    const now = T0 + (i + 1) * S;
+    const o = apply(node, state(s), engineCtx({ now, timeScale: scale }));
+    assert.equal(o.valid, true, `${mode} ${node.state}->${s}`);
+    assert.deepEqual(o.effects, [], `${mode}/${s} effects`);
+    assert.equal(o.node.state, s);
+    assert.equal(o.node.since, now);
+    assert.deepEqual(o.node.timeout, timeout && { at: now + timeout[0] * S * scale, action: timeout[1], mode, state: s });
+    node = o.node;
+  });
+  return node;
+}
+
+// state_transitions NORMALv2: ISUP->SHUTDOWN Reboot, SHUTDOWN->PXEBOOTING DHCP, PXEBOOTING->BOOTING BootInfo,
+// BOOTING->TBSETUP BootOK, TBSETUP->ISUP BootDone; state_timeouts NORMALv2/BOOTING 180 REBOOT, TBSETUP 600 NOTIFY.
+for (const scale of [1, 0.01]) {
+  test(`NORMALv2 boot is valid end to end, deadlines absolute (timeScale ${scale})`, () => {
+    const up = walk(makeNode(), [
+      ['SHUTDOWN', null], ['PXEBOOTING', null], ['BOOTING', [180, 'REBOOT']], ['TBSETUP', [600, 'NOTIFY']], ['ISUP', null],
+    ], scale);
+    assert.equal(up.mode, 'NORMALv2');
+    assert.deepEqual(up.reboot, NO_REBOOT);
+  });
+}
+
+test('an input never mutates the node it is given (SPEC §4: apply is pure)', () => {
+  const n = makeNode({ triggers: [{ mode: '*', state: 'SHUTDOWN', triggers: 'EMAILNOTIFY' }] });
+  const copy = structuredClone(n);
+  apply(n, state('SHUTDOWN'), engineCtx());
+  assert.deepEqual(n, copy);
+});
+
+// §4.1; NORMALv2 has rows out of ISUP but none ISUP->TBSETUP.
+test('invalid transition: NOTIFY, still applied, valid:false', () => {
+  const o = apply(makeNode(), state('TBSETUP'), engineCtx());
+  assert.equal(o.valid, false);
+  assert.deepEqual(notifies(o.effects), ['INVALID_TRANSITION']);
+  assert.equal(o.node.state, 'TBSETUP');
+  assert.deepEqual(o.node.timeout, { at: T0 + 600 * S, action: 'NOTIFY', mode: 'NORMALv2', state: 'TBSETUP' });
+  // state_transitions NORMALv2 * -> POWEROFF 'Power Off' grants it from anywhere.
+  assert.equal(apply(makeNode({ state: 'BOOTING' }), state('POWEROFF'), engineCtx()).valid, true);
+});
+
+// §4.5 + mode_transitions {NORMALv2,MINIMAL}/SHUTDOWN->RELOAD/SHUTDOWN and RELOAD/RELOADDONE->{NORMALv2,MINIMAL}/SHUTDOWN;
+// state_triggers */RELOAD/RELOADDONE 'RESET, RELOADDONE'; state_timeouts RELOAD/SHUTDOWN 120 REBOOT, MINIMAL/SHUTDOWN 120 REBOOT.
+const RELOAD_FROM: [string, [number, string] | null][] = [['NORMALv2', null], ['MINIMAL', [120, 'REBOOT']]];
+for (const [origin, shutdownTimeout] of RELOAD_FROM) {
+  test(`RELOAD cycle from ${origin}: into RELOAD at SHUTDOWN, back to ${origin} at RELOADDONE`, () => {
+    let o = apply(makeNode({ mode: origin, nextMode: 'RELOAD' }), state('SHUTDOWN'), engineCtx());
+    assert.equal(o.valid, true);
+    assert.deepEqual(o.effects, [emitState('SHUTDOWN', true)]);
+    assert.deepEqual([o.node.mode, o.node.prevMode, o.node.nextMode], ['RELOAD', origin, null]);
+    // The generated SHUTDOWN is applied in the new mode and takes RELOAD's timeout.
+    o = apply(o.node, state('SHUTDOWN', true), engineCtx());
+    assert.deepEqual(o.effects, []);
+    assert.deepEqual(o.node.timeout, { at: T0 + 120 * S, action: 'REBOOT', mode: 'RELOAD', state: 'SHUTDOWN' });
+    const done = walk(o.node, [
+      ['PXEBOOTING', null], ['BOOTING', [180, 'REBOOT']], ['RELOADSETUP', [60, 'NOTIFY']], ['RELOADING', [600, 'NOTIFY']],
+    ]);
+    const now = T0 + 9 * S;
+    o = apply({ ...done, reboot: { ...NO_REBOOT, command: 'REBOOT', attempts: 2 } }, state('RELOADDONE'), engineCtx({ now }));
+    assert.equal(o.valid, true);
+    assert.deepEqual(o.effects, [emitState('SHUTDOWN', true)]);
+    assert.deepEqual([o.node.mode, o.node.state, o.node.prevMode, o.node.nextMode], [origin, 'RELOADDONE', 'RELOAD', null]);
+    assert.deepEqual(o.node.reboot, NO_REBOOT, 'the RESET trigger closed the drive');
+    o = apply(o.node, state('SHUTDOWN', true), engineCtx({ now }));
+    assert.deepEqual([o.node.mode, o.node.state], [origin, 'SHUTDOWN']);
+    assert.deepEqual(o.node.timeout, shutdownTimeout && { at: now + shutdownTimeout[0] * S, action: shutdownTimeout[1], mode: origin, state: 'SHUTDOWN' });
+  });
+}
+
+// state_timeouts SECUREBOOT/BOOTING 300 STATE:SECVIOLATION; state_transitions SECUREBOOT BOOTING->SECVIOLATION
+// QuoteFailed, SECVIOLATION->POWEROFF; state_triggers */*/SECVIOLATION 'POWEROFF, EMAILNOTIFY'.
+test('STATE:X timeout forces SECVIOLATION, whose triggers power the node off and notify', () => {
+  let o = apply(makeNode({ mode: 'SECUREBOOT', state: 'PXEBOOTING' }), state('BOOTING'), engineCtx());
+  assert.deepEqual(o.node.timeout, { at: T0 + 300 * S, action: 'STATE:SECVIOLATION', mode: 'SECUREBOOT', state: 'BOOTING' });
+  o = apply(o.node, { kind: 'timeout' }, engineCtx({ now: T0 + 300 * S }));
+  // Forced by stated: not judged against the transition table.
+  assert.deepEqual(o.effects, [emitState('SECVIOLATION', true)]);
+  assert.equal(o.node.timeout, null);
+  o = apply(o.node, state('SECVIOLATION', true), engineCtx({ now: T0 + 300 * S }));
+  assert.equal(o.valid, true);
+  assert.deepEqual(o.effects.map((e) => (e.t === 'emit' ? `emit ${e.event.eventtype}` : `${e.t} ${'command' in e ? e.command : ''}`)),
+    ['action POWEROFF', 'emit EMAILNOTIFY']);
+  assert.deepEqual(o.effects[0], { t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1 });
+  o = apply(o.node, { kind: 'actionResult', command: 'POWEROFF', attempt: 1, ok: true }, engineCtx());
+  assert.deepEqual(o.effects, [emitState('POWEROFF')]);
+  assert.deepEqual(o.node.reboot, NO_REBOOT);
+});
+
+// SECUREBOOT has no PXEBOOTING->SECVIOLATION row, yet stated forces it by STATE:X: no INVALID_TRANSITION about itself.
+test('a state stated forces is applied unchecked', () => {
+  const n = makeNode({ mode: 'SECUREBOOT', state: 'PXEBOOTING' });
+  assert.equal(apply(n, state('SECVIOLATION'), engineCtx()).valid, false);
+  const o = apply(n, state('SECVIOLATION', true), engineCtx());
+  assert.equal(o.valid, true);
+  assert.ok(!o.effects.some((e) => e.t === 'emit' && e.event.eventtype === 'INVALID_TRANSITION'));
+});
+
+// §4.4: the node's one-shot triggers run after the global rows, then are cleared.
+test('a one-shot trigger fires once and is cleared; others stay', () => {
+  const later = { mode: 'NORMALv2', state: 'BOOTING', triggers: 'EMAILNOTIFY' };
+  const n = makeNode({ state: 'TBSETUP', triggers: [{ mode: 'NORMALv2', state: 'ISUP', triggers: 'EMAILNOTIFY' }, later] });
+  const o = apply(n, state('ISUP'), engineCtx());
+  assert.deepEqual(notifies(o.effects), ['EMAILNOTIFY']);
+  assert.deepEqual(o.node.triggers, [later]);
+  const again = apply({ ...o.node, state: 'TBSETUP' }, state('ISUP'), engineCtx());
+  assert.deepEqual(again.effects, []);
+});
+
+// state_transitions OPSNODEBSD TBSETUP->ISUP BootDone; state_triggers */OPSNODEBSD/ISUP 'SCRIPT:opsreboot'.
+test('unknown trigger raises NOTIFY; SCRIPT:name becomes a script effect', () => {
+  const o = apply(makeNode({ state: 'TBSETUP', triggers: [{ mode: '*', state: '*', triggers: 'FROBNICATE' }] }), state('ISUP'), engineCtx());
+  assert.deepEqual(notifies(o.effects), ['UNKNOWN_TRIGGER']);
+  assert.match((o.effects[0] as { event: { message: string } }).event.message, /FROBNICATE/);
+  const s = apply(makeNode({ mode: 'OPSNODEBSD', state: 'TBSETUP' }), state('ISUP'), engineCtx());
+  assert.deepEqual(s.effects, [{ t: 'script', node: 'pc1', name: 'opsreboot' }]);
+});
+
+// state_triggers */*/BOOTING 'BOOTING, CHECKGENISUP'.
+test('CHECKGENISUP emits ISUP only for types that cannot', () => {
+  const n = makeNode({ state: 'PXEBOOTING', type: 'switch' });
+  assert.deepEqual(apply(n, state('BOOTING'), engineCtx()).effects, []);
+  assert.deepEqual(apply(n, state('BOOTING'), engineCtx({ genIsupTypes: new Set(['switch']) })).effects, [emitState('ISUP')]);
+});
+
+test('TBNODEOPMODE sets the mode, keeps the state, notes the deprecation (SPEC §2)', () => {
+  const o = apply(makeNode(), { kind: 'opmode', mode: 'MINIMAL' }, engineCtx());
+  assert.deepEqual([o.node.mode, o.node.state], ['MINIMAL', 'ISUP']);
+  assert.deepEqual(notifies(o.effects), ['DEPRECATED_OPMODE']);
+});
+
+test('TBCONTROL RESET clears retry counters; an unknown control raises NOTIFY (SPEC §2, §4.4)', () => {
+  const driven = makeNode({ reboot: { ...NO_REBOOT, command: 'REBOOT', attempts: 2 } });
+  const o = apply(driven, { kind: 'control', control: 'RESET' }, engineCtx());
+  assert.deepEqual([o.node.reboot, o.effects], [NO_REBOOT, []]);
+  const u = apply(driven, { kind: 'control', control: 'FLY' }, engineCtx());
+  assert.deepEqual(notifies(u.effects), ['UNKNOWN_CONTROL']);
+  assert.deepEqual(u.node.reboot, driven.reboot);
+});
+
+// §4 timeout REBOOT: "a node that went down under its user's control is only reported".
+test('REBOOT timeout on a node stated is not driving: NOTIFY only', () => {
+  const booting = apply(makeNode({ state: 'PXEBOOTING' }), state('BOOTING'), engineCtx()).node;
+  const o = apply(booting, { kind: 'timeout' }, engineCtx({ now: T0 + 180 * S }));
+  assert.deepEqual(notifies(o.effects), ['TIMEOUT']);
+  assert.equal(o.effects.length, 1);
+  assert.deepEqual([o.node.timeout, o.node.reboot], [null, NO_REBOOT]);
+});
+
+/** Command REBOOT on an up node, driver done: the node awaits SHUTDOWN under CMDRETRY. */
+function rebooted(now = T0): NodeState {
+  const c = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx({ now }));
+  return apply(c.node, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: true }, engineCtx({ now })).node;
+}
+
+// §4 commands and the gatekeeper; state_timeouts TBCOMMAND/REBOOT 75 CMDRETRY.
+test('command REBOOT: action attempt 1, joined while driving, force restarts, SHUTDOWN settles, ISUP clears', () => {
+  const o = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx());
+  assert.equal(o.verdict, 'accepted');
+  assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1 }]);
+  assert.deepEqual([o.node.reboot.command, o.node.reboot.attempts, o.node.reboot.awaitingShutdown], ['REBOOT', 1, true]);
+  const j = apply(o.node, { kind: 'command', command: 'REBOOT', force: false }, engineCtx());
+  assert.deepEqual([j.verdict, j.effects], ['joined', []]);
+  const f = apply(o.node, { kind: 'command', command: 'REBOOT', force: true }, engineCtx());
+  assert.deepEqual([f.verdict, f.effects], ['accepted', [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1 }]]);
+
+  const r = rebooted(T0 + 5 * S);
+  assert.deepEqual(r.timeout, { at: T0 + 80 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
+  const down = apply(r, state('SHUTDOWN'), engineCtx({ now: T0 + 20 * S }));
+  assert.deepEqual([down.effects, down.node.timeout, down.node.reboot.awaitingShutdown], [[], null, false]);
+  assert.equal(down.node.reboot.command, 'REBOOT', 'still driven until ISUP');
+  const up = walk(down.node, [['PXEBOOTING', null], ['BOOTING', [180, 'REBOOT']], ['TBSETUP', [600, 'NOTIFY']], ['ISUP', null]]);
+  assert.deepEqual(up.reboot, NO_REBOOT);
+});
+
+// §4 CMDRETRY: retried up to maxRebootAttempts, then TBFAILED REBOOT with its reason; gave up until ISUP.
+test('CMDRETRY retries up to maxRebootAttempts, then TBFAILED', () => {
+  let n = rebooted();
+  for (let attempt = 2; attempt <= 3; attempt++) {
+    const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
+    assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt }]);
+    n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx({ now: n.timeout?.at ?? T0 })).node;
+  }
+  const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
+  assert.equal(o.effects.length, 1);
+  const failed = o.effects[0] as Extract<Effect, { t: 'emit' }>;
+  assert.deepEqual([failed.event.objtype, failed.event.objname, failed.event.eventtype], ['TBFAILED', 'pc1', 'REBOOT']);
+  assert.deepEqual(failed.event.reason, { code: 'COMMAND_TIMEOUT', mode: 'TBCOMMAND', state: 'REBOOT', attempts: 3 });
+  assert.deepEqual([o.node.reboot.gaveUp, o.node.timeout], [true, null]);
+  // A new command after giving up starts a new drive.
+  const again = apply(o.node, { kind: 'command', command: 'REBOOT', force: false }, engineCtx());
+  assert.deepEqual([again.verdict, again.node.reboot.attempts], ['accepted', 1]);
+});
+
+// state_timeouts NORMALv2/BOOTING 180 REBOOT for a node stated drives: reboot again, then TBFAILED.
+test('REBOOT timeout in BOOTING retries a driven node, then TBFAILED TIMEOUT_IN_STATE; then only reports', () => {
+  let n = apply(rebooted(), state('SHUTDOWN'), engineCtx()).node;
+  for (let attempt = 2; attempt <= 4; attempt++) {
+    n = apply(apply(n, state('PXEBOOTING'), engineCtx()).node, state('BOOTING'), engineCtx()).node;
+    const o = apply(n, { kind: 'timeout' }, engineCtx({ now: T0 + 180 * S }));
+    if (attempt <= 3) {
+      assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt }]);
+      n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx()).node;
+      n = apply(n, state('SHUTDOWN'), engineCtx()).node;
+    } else {
+      const ev = (o.effects[0] as Extract<Effect, { t: 'emit' }>).event;
+      assert.equal(ev.objtype, 'TBFAILED');
+      assert.deepEqual(ev.reason, { code: 'TIMEOUT_IN_STATE', mode: 'NORMALv2', state: 'BOOTING', attempts: 3 });
+      n = o.node;
+    }
+  }
+  n = apply(apply(n, state('SHUTDOWN'), engineCtx()).node, state('PXEBOOTING'), engineCtx()).node;
+  const gaveUp = apply(apply(n, state('BOOTING'), engineCtx()).node, { kind: 'timeout' }, engineCtx());
+  assert.deepEqual(notifies(gaveUp.effects), ['TIMEOUT']);
+  assert.equal(gaveUp.effects.length, 1);
+});
+
+// §4: "A driver that fails ... counts as a failed attempt and raises a NOTIFY".
+test('actionResult failure: DRIVER_FAILED, retried after retryDelay, TBFAILED at the last attempt', () => {
+  let n = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).node;
+  const stale = apply(n, { kind: 'actionResult', command: 'REBOOT', attempt: 7, ok: false }, engineCtx());
+  assert.deepEqual([stale.effects, stale.node], [[], n]);
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const o = apply(n, { kind: 'actionResult', command: 'REBOOT', attempt, ok: false, message: 'ipmi down' }, engineCtx());
+    assert.deepEqual(notifies(o.effects)[0], 'DRIVER_FAILED');
+    if (attempt < 3) {
+      assert.deepEqual(o.node.timeout, { at: T0 + 10 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
+      const r = apply(o.node, { kind: 'timeout' }, engineCtx({ now: T0 + 10 * S }));
+      assert.deepEqual(r.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1 }]);
+      n = r.node;
+    } else {
+      const ev = (o.effects[1] as Extract<Effect, { t: 'emit' }>).event;
+      assert.equal(ev.objtype, 'TBFAILED');
+      assert.deepEqual(ev.reason, { code: 'DRIVER_FAILED', mode: 'TBCOMMAND', state: 'REBOOT', attempts: 3, message: 'ipmi down' });
+      assert.equal(o.node.timeout, null);
+    }
+  }
+});
+
+// §4 drivers (escalation ladder): a REBOOT carried out as a power cycle; the node cannot say SHUTDOWN, stated does.
+test('a REBOOT the driver carried out as POWERCYCLE: stated emits SHUTDOWN, which settles it', () => {
+  const n = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).node;
+  const o = apply(n, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: true, actual: 'POWERCYCLE' }, engineCtx());
+  assert.deepEqual([o.effects, o.node.timeout], [[emitState('SHUTDOWN')], null]);
+  const d = apply(o.node, state('SHUTDOWN'), engineCtx());
+  assert.deepEqual([d.effects, d.node.reboot.awaitingShutdown, d.node.reboot.inFlight], [[], false, false]);
+});
+
+// §4.3: another state than SHUTDOWN while a REBOOT awaits it raises a NOTIFY.
+test('a state other than SHUTDOWN while REBOOT awaits it: UNEXPECTED_STATE, CMDRETRY stays armed', () => {
+  const o = apply(rebooted(), state('TBSETUP'), engineCtx({ now: T0 + 10 * S }));
+  assert.ok(notifies(o.effects).includes('UNEXPECTED_STATE'));
+  assert.deepEqual(o.node.timeout, { at: T0 + 75 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
+});
+
+test('ISUP ends a drive and leaves no CMDRETRY deadline behind', () => {
+  const o = apply(rebooted(), state('ISUP'), engineCtx({ now: T0 + 10 * S }));
+  assert.deepEqual(o.node.reboot, NO_REBOOT);
+  assert.equal(o.node.timeout, null);
+});
+
+test('a POWEROFF while stated drives a REBOOT is not reported as joined', () => {
+  const booting = apply(apply(rebooted(), state('SHUTDOWN'), engineCtx()).node, state('PXEBOOTING'), engineCtx()).node;
+  const o = apply(booting, { kind: 'command', command: 'POWEROFF', force: false }, engineCtx());
+  assert.notEqual(o.verdict, 'joined');
+  if (o.verdict === 'refused') assert.ok(o.refusal);
+  else assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1 }]);
+});

@@ -1,0 +1,123 @@
+// StateWait (SPEC §3 "Wait semantics"), unit by unit: the Waits index on a
+// migrated SQLite database, fed synthetic (seq, event) pairs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { Store } from '../src/store.ts';
+import type { StatedEvent } from '../src/types.ts';
+import { Waits } from '../src/waits.ts';
+import { T0, tempDir } from './helpers/fake.ts';
+
+const st = (node: string, state: string): StatedEvent => ({ objtype: 'TBNODESTATE', objname: node, eventtype: state });
+const failed = (node: string): StatedEvent => ({ objtype: 'TBFAILED', objname: node, eventtype: 'REBOOT', reason: { code: 'X', attempts: 3 } });
+
+function fresh(): { waits: Waits; store: Store } {
+  const store = new Store(':memory:');
+  return { waits: new Waits(store.db), store };
+}
+
+test('each node must see the states in order, not necessarily consecutively', () => {
+  const { waits } = fresh();
+  waits.create('w', ['SHUTDOWN', 'BOOTING', 'ISUP'], ['pc1'], 0, 60, T0, null);
+  const feed: [string, string | null][] = [
+    ['ISUP', null], ['BOOTING', null], ['SHUTDOWN', 'progress'], ['SHUTDOWN', null], ['PXEBOOTING', null],
+    ['BOOTING', 'progress'], ['TBSETUP', null], ['ISUP', 'done'], ['SHUTDOWN', null],
+  ];
+  feed.forEach(([s, push], i) => {
+    const out = waits.onEvent(i + 1, st('pc1', s));
+    assert.deepEqual(out.map((u) => u.type), push ? [push] : [], `#${i + 1} ${s}`);
+  });
+  assert.deepEqual(waits.snapshot('w', 9)!.finished, ['pc1']);
+});
+
+test('progress carries the remaining states and the seq; done the seq that finished it', () => {
+  const { waits } = fresh();
+  waits.create('w', ['SHUTDOWN', 'ISUP'], ['pc1', 'pc2'], 10, 60, T0, 'tok1');
+  assert.deepEqual(waits.onEvent(11, st('pc1', 'SHUTDOWN')),
+    [{ type: 'progress', wait: 'w', node: 'pc1', state: 'SHUTDOWN', remaining: ['ISUP'], seq: 11 }]);
+  assert.deepEqual(waits.onEvent(12, st('pc1', 'ISUP')), [{ type: 'done', wait: 'w', node: 'pc1', seq: 12 }]);
+  assert.deepEqual(waits.onEvent(13, st('pc3', 'ISUP')), [], 'a node the wait does not hold');
+  assert.deepEqual(waits.onEvent(14, { objtype: 'NOTIFY', objname: 'pc2', eventtype: 'ISUP' }), [], 'only TBNODESTATE counts');
+  assert.equal(waits.owner('w'), 'tok1');
+  assert.deepEqual(waits.nodesOf('w'), ['pc1', 'pc2']);
+});
+
+// "only events with seq after the wait's start count".
+test('events at or before the start seq do not count', () => {
+  const { waits } = fresh();
+  waits.create('w', ['ISUP'], ['pc1'], 100, 60, T0, null);
+  assert.deepEqual(waits.onEvent(99, st('pc1', 'ISUP')), []);
+  assert.deepEqual(waits.onEvent(100, st('pc1', 'ISUP')), []);
+  assert.deepEqual(waits.onEvent(101, st('pc1', 'ISUP')), [{ type: 'done', wait: 'w', node: 'pc1', seq: 101 }]);
+});
+
+test('TBFAILED fails the node in every wait that still holds it, and only there', () => {
+  const { waits } = fresh();
+  waits.create('a', ['ISUP'], ['pc1', 'pc2'], 0, 60, T0, null);
+  waits.create('b', ['SHUTDOWN', 'ISUP'], ['pc1'], 0, 60, T0, null);
+  waits.create('c', ['SHUTDOWN'], ['pc1'], 0, 60, T0, null);
+  waits.onEvent(1, st('pc1', 'SHUTDOWN')); // finishes c, moves b
+  const out = waits.onEvent(2, failed('pc1'));
+  assert.deepEqual(out.map((u) => `${u.type} ${u.wait}`).sort(), ['failed a', 'failed b']);
+  assert.deepEqual(waits.snapshot('a', 2), {
+    wait: 'a', states: ['ISUP'], seq: 2, finished: [], failed: ['pc1'], remaining: ['pc2'], failures: { pc1: { code: 'X', attempts: 3 } },
+  });
+  assert.deepEqual(waits.snapshot('c', 2)!.finished, ['pc1']);
+  assert.deepEqual(waits.onEvent(3, st('pc1', 'ISUP')), [], 'failed stays failed');
+  // A TBFAILED without a reason gets one.
+  waits.onEvent(4, { objtype: 'TBFAILED', objname: 'pc2', eventtype: 'REBOOT' });
+  assert.deepEqual(waits.snapshot('a', 4)!.failures.pc2, { code: 'TBFAILED', message: 'REBOOT failed' });
+});
+
+test('cancel and end: a cancelled node is neither finished nor remaining; an ended wait is gone', () => {
+  const { waits } = fresh();
+  waits.create('w', ['ISUP'], ['pc1', 'pc2', 'pc1'], 0, 60, T0, null);
+  assert.deepEqual(waits.nodesOf('w'), ['pc1', 'pc2'], 'duplicates folded');
+  assert.deepEqual(waits.cancel('w', 'pc1'), ['pc2']);
+  assert.deepEqual(waits.onEvent(1, st('pc1', 'ISUP')), []);
+  assert.deepEqual(waits.snapshot('w', 1), { wait: 'w', states: ['ISUP'], seq: 1, finished: [], failed: [], remaining: ['pc2'], failures: {} });
+  assert.equal(waits.cancel('nope', 'pc1'), null);
+  assert.equal(waits.end('w'), true);
+  assert.equal(waits.end('w'), false);
+  assert.deepEqual([waits.has('w'), waits.size, waits.snapshot('w', 1)], [false, 0, null]);
+  assert.deepEqual(waits.onEvent(2, st('pc2', 'ISUP')), []);
+});
+
+// "A wait that nobody ends is deleted ttl seconds after its last attach."
+test('expired() lists waits past ttl since their last attach; touch restarts the ttl', () => {
+  const { waits } = fresh();
+  waits.create('short', ['ISUP'], ['pc1'], 0, 60, T0, null);
+  waits.create('long', ['ISUP'], ['pc1'], 0, 3600, T0, null);
+  assert.deepEqual(waits.expired(T0 + 60_000), []);
+  assert.deepEqual(waits.expired(T0 + 60_001), ['short']);
+  waits.touch('short', T0 + 60_000);
+  assert.deepEqual(waits.expired(T0 + 120_000), []);
+  assert.deepEqual(waits.expired(T0 + 3_600_001), ['short', 'long']);
+});
+
+// §5: waits are in SQLite; every step is written as it happens.
+test('load() on a reopened database restores every wait exactly', () => {
+  const file = path.join(tempDir(), 'w.db');
+  let store = new Store(file);
+  let waits = new Waits(store.db);
+  store.transaction(() => {
+    waits.create('w', ['SHUTDOWN', 'ISUP'], ['pc1', 'pc2', 'pc3', 'pc4'], 5, 600, T0, 'tok');
+    waits.onEvent(6, st('pc1', 'SHUTDOWN'));
+    waits.onEvent(7, st('pc2', 'SHUTDOWN'));
+    waits.onEvent(8, st('pc2', 'ISUP'));
+    waits.onEvent(9, failed('pc3'));
+  });
+  const before = waits.snapshot('w', 9);
+  store.close();
+  store = new Store(file);
+  waits = new Waits(store.db);
+  waits.load();
+  assert.deepEqual(waits.snapshot('w', 9), before);
+  assert.deepEqual([before!.finished, before!.failed, before!.remaining], [['pc2'], ['pc3'], ['pc1', 'pc4']]);
+  assert.equal(waits.owner('w'), 'tok');
+  // pc1 resumes at its position: ISUP now finishes it; pc3 stays failed.
+  assert.deepEqual(waits.onEvent(10, st('pc1', 'ISUP')), [{ type: 'done', wait: 'w', node: 'pc1', seq: 10 }]);
+  assert.deepEqual(waits.onEvent(11, st('pc3', 'SHUTDOWN')), []);
+  assert.deepEqual(waits.expired(T0 + 600_001), ['w']);
+  store.close();
+});
