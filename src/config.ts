@@ -38,6 +38,8 @@ export interface Config {
   retentionEvents: number;
   /** Seconds of silence before a subscription gets a heartbeat. */
   heartbeatInterval: number;
+  /** Seconds between sweeps of the event log (retention) and of abandoned waits (ttl). */
+  sweepInterval: number;
   /** Bytes a subscriber may leave unread before it is dropped. */
   subscriberBuffer: number;
   /** SQLite synchronous mode: FULL survives power loss, NORMAL only crashes. */
@@ -57,6 +59,7 @@ export const DEFAULTS: Config = {
   retentionDays: 7,
   retentionEvents: 1_000_000,
   heartbeatInterval: 15,
+  sweepInterval: 60,
   subscriberBuffer: 8 * 1024 * 1024,
   synchronous: 'FULL',
   drivers: {},
@@ -76,6 +79,7 @@ const CHECKS: Record<keyof Config, [Check, string]> = {
   retentionDays: [isNum, 'days'],
   retentionEvents: [(v) => Number.isInteger(v) && (v as number) >= 1000, 'an integer >= 1000'],
   heartbeatInterval: [(v) => isNum(v) && (v as number) > 0, 'seconds > 0'],
+  sweepInterval: [(v) => isNum(v) && (v as number) > 0, 'seconds > 0'],
   subscriberBuffer: [(v) => Number.isInteger(v) && (v as number) >= 65536, 'bytes >= 65536'],
   synchronous: [(v) => v === 'FULL' || v === 'NORMAL', "'FULL' or 'NORMAL'"],
   drivers: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of node type -> driver'],

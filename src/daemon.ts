@@ -124,7 +124,7 @@ export class Daemon {
       this.intervals.push(t);
     };
     every(Math.max(100, (this.config.heartbeatInterval * 1000) / 2), () => this.hub.heartbeat());
-    every(60_000, () => this.sweep());
+    every(this.config.sweepInterval * 1000, () => this.sweep());
     this.log(`stated: listening on http://${addr.host}:${addr.port}`);
     return addr;
   }
@@ -213,10 +213,14 @@ export class Daemon {
     const cfg = this.config;
     const now = Date.now();
     void this.core.run((c) => {
-      const dropThrough = c.seq - cfg.retentionEvents;
-      const n = c.store.trim(dropThrough, now - cfg.retentionDays * 86_400_000, 50_000);
-      if (n > 0) c.store.setMeta('trimmed_through', String((c.store.minSeq() ?? c.seq + 1) - 1));
-      for (const id of c.waits.expired(now)) c.waits.end(id);
+      // Whichever bound is tighter: the count or the age (SPEC §5).
+      const through = Math.max(c.seq - cfg.retentionEvents, c.store.lastSeqBefore(now - cfg.retentionDays * 86_400_000));
+      if (c.store.trim(through, 50_000) > 0) c.store.setMeta('trimmed_through', String((c.store.minSeq() ?? c.seq + 1) - 1));
+      const expired = c.waits.expired(now);
+      for (const id of expired) c.waits.end(id);
+      return expired;
+    }).then((expired) => {
+      for (const id of expired) this.relay.poke(id);
     });
   }
 

@@ -66,7 +66,8 @@ export class Store {
       setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       audit: p('INSERT INTO audit (time, actor, role, action, detail) VALUES (?, ?, ?, ?, ?)'),
       auditList: p('SELECT * FROM audit WHERE id > ? ORDER BY id DESC LIMIT ?'),
-      trimBefore: p('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? OR time < ? ORDER BY seq LIMIT ?)'),
+      trimBefore: p('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)'),
+      lastBefore: p('SELECT coalesce(max(seq), 0) AS seq FROM events WHERE time < ?'),
     };
   }
 
@@ -118,9 +119,17 @@ export class Store {
     return (this.s.history!.all(node, limit) as EventRow[]).map(eventOf);
   }
 
-  /** Deletes up to `limit` of the oldest events at or below seq or older than time; returns how many. */
-  trim(maxSeqToDrop: number, olderThan: number, limit: number): number {
-    return this.s.trimBefore!.run(maxSeqToDrop, olderThan, limit).changes;
+  /**
+   * Deletes up to `limit` of the oldest events, never past seq `through`
+   * and only from the low end, so what remains is always one unbroken run.
+   */
+  trim(through: number, limit: number): number {
+    return this.s.trimBefore!.run(through, limit).changes;
+  }
+
+  /** The last seq logged before `time` (0 if none). */
+  lastSeqBefore(time: number): number {
+    return (this.s.lastBefore!.get(time) as { seq: number }).seq;
   }
 
   /** Records who did what (inside the batch of the act itself). */
