@@ -85,6 +85,33 @@ const CHECKS: Record<keyof Config, [Check, string]> = {
   drivers: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of node type -> driver'],
 };
 
+const DRIVER_KINDS = new Set(['command', 'agent', 'simulator']);
+const isArgv = (v: unknown): boolean => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x.length > 0);
+
+/** Each driver as the Scheduler will use it: a bad one is refused at load, not at the first reboot. */
+function checkDrivers(drivers: Record<string, unknown>, where: string): void {
+  const bad = (key: string, what: string): never => { throw new StatedError('E_BAD_REQUEST', `${where}: drivers.${key} must be ${what}`); };
+  for (const [type, d] of Object.entries(drivers)) {
+    if (typeof d !== 'object' || d === null || Array.isArray(d)) bad(type, 'an object {kind, ...}');
+    const cfg = d as Record<string, unknown>;
+    for (const k of Object.keys(cfg)) {
+      if (!['kind', 'commands', 'ladder', 'timeout', 'concurrency'].includes(k)) bad(`${type}.${k}`, 'one of kind, commands, ladder, timeout, concurrency (unknown key)');
+    }
+    if (!DRIVER_KINDS.has(cfg.kind as string)) bad(`${type}.kind`, "'command', 'agent' or 'simulator'");
+    if (cfg.concurrency !== undefined && !(Number.isInteger(cfg.concurrency) && (cfg.concurrency as number) >= 1)) bad(`${type}.concurrency`, 'an integer >= 1');
+    if (cfg.timeout !== undefined && !(isNum(cfg.timeout) && (cfg.timeout as number) > 0)) bad(`${type}.timeout`, 'seconds > 0');
+    for (const field of ['commands', 'ladder'] as const) {
+      const m = cfg[field];
+      if (m === undefined) continue;
+      if (typeof m !== 'object' || m === null || Array.isArray(m)) bad(`${type}.${field}`, 'an object of command -> list');
+      for (const [cmd, list] of Object.entries(m as Record<string, unknown>)) {
+        if (!isArgv(list)) bad(`${type}.${field}.${cmd}`, field === 'commands' ? 'a non-empty argv list of strings' : 'a non-empty list of commands');
+      }
+    }
+    if (cfg.kind === 'command' && cfg.commands === undefined) bad(`${type}.commands`, 'given for kind command');
+  }
+}
+
 /** Validates a parsed config object over the defaults. */
 export function parseConfig(raw: unknown, where = 'config'): Config {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new StatedError('E_BAD_REQUEST', `${where}: expected a JSON object`);
@@ -93,6 +120,7 @@ export function parseConfig(raw: unknown, where = 'config'): Config {
     const check = CHECKS[k as keyof Config];
     if (!check) throw new StatedError('E_BAD_REQUEST', `${where}: unknown key ${k}`);
     if (!check[0](v)) throw new StatedError('E_BAD_REQUEST', `${where}: ${k} must be ${check[1]}`);
+    if (k === 'drivers') checkDrivers(v as Record<string, unknown>, where);
     out[k] = v;
   }
   return out as unknown as Config;

@@ -3,6 +3,7 @@
  * registers the nodes, connects as the power agent for their type, and
  * answers each action with a boot sequence (src/simulator/fleet.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { defineCommand } from 'citty';
 import type { Push } from '../client/index.ts';
 import { Fleet } from '../simulator/fleet.ts';
@@ -35,8 +36,11 @@ export default defineCommand({
     const speed = Number(args.speed);
     if (!(speed > 0)) usage('--speed must be > 0');
     const conn = await durableConnection(args);
+    // Each report has an id, so one resent across a daemon restart is applied once.
+    const run = randomBytes(4).toString('hex');
+    let n = 0;
     const fleet = new Fleet(
-      (node, state) => conn.request('event', { event: { objtype: 'TBNODESTATE', objname: node, eventtype: state } }),
+      (node, state) => conn.request('event', { event: { objtype: 'TBNODESTATE', objname: node, eventtype: state, id: `sim-${run}-${++n}` } }, { retry: true }),
       { failRate: fraction(args['fail-rate'], '--fail-rate'), wedgeRate: fraction(args['wedge-rate'], '--wedge-rate'), speed, stepMs: 100 },
     );
     const ids = Array.from({ length: count }, (_, i) => `${args.prefix}${i + 1}`);

@@ -29,6 +29,8 @@ export class Connection {
   private ws: WebSocket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Retryable requests waiting for the next successful reconnect. */
+  private readonly backlog: Pending[] = [];
   private readonly pushListeners = new Set<(p: Push) => void>();
   private readonly reconnectListeners = new Set<() => void>();
   private closedByUser = false;
@@ -51,6 +53,7 @@ export class Connection {
       const headers: Record<string, string> = this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {};
       const ws = new WebSocket(url, { headers, handshakeTimeout: timeoutMs, maxPayload: 64 * 1024 * 1024 });
       let settled = false;
+      let opened = false;
       ws.on('unexpected-response', (_req, res) => {
         let body = '';
         res.on('data', (c: Buffer) => { body += c.toString(); });
@@ -68,6 +71,7 @@ export class Connection {
       });
       ws.on('open', () => {
         settled = true;
+        opened = true;
         this.ws = ws;
         resolve();
       });
@@ -80,7 +84,10 @@ export class Connection {
       });
       ws.on('close', (code, reason) => {
         if (this.ws === ws) this.ws = null;
-        if (settled && !this.closedByUser) this.dropped(code, reason.toString());
+        // Only a socket that was open can drop; a failed attempt already rejected
+        // its open(), and reconnect() retries it. Else every failed attempt starts
+        // one more reconnect loop, and the loops open sockets side by side.
+        if (opened && !this.closedByUser) this.dropped(code, reason.toString());
       });
     });
   }
@@ -108,44 +115,46 @@ export class Connection {
 
   /** The socket dropped: fail what cannot be resent, reconnect, resend the rest. */
   private dropped(code: number, reason: string): void {
-    const resend: Pending[] = [];
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
-      if (p.retry && this.opts.reconnect !== false) resend.push(p);
+      if (p.retry && this.opts.reconnect !== false) this.backlog.push(p);
       else p.reject(new StatedError('E_CONNECT', `connection closed (${code} ${reason}) before the reply`));
     }
-    if (this.opts.reconnect === false) return;
-    void this.reconnect(resend);
+    if (this.opts.reconnect === false) {
+      this.opening = null;
+      return;
+    }
+    // connect() callers wait for this loop rather than opening a socket of their own.
+    const loop = this.reconnect();
+    loop.catch(() => {}); // ends only by close(); callers see their own rejections
+    this.opening = loop;
   }
 
-  private async reconnect(resend: Pending[]): Promise<void> {
+  private async reconnect(): Promise<void> {
     let delay = 100;
     for (;;) {
-      if (this.closedByUser) return;
+      if (this.closedByUser) throw new StatedError('E_CONNECT', 'connection closed');
       try {
-        this.opening = this.open(5000);
-        await this.opening;
+        await this.open(5000);
         break;
       } catch {
-        this.opening = null;
         await new Promise((r) => setTimeout(r, delay));
         delay = Math.min(delay * 2, 2000);
       }
     }
     for (const fn of this.reconnectListeners) fn();
-    for (const p of resend) this.send(p);
+    for (const p of this.backlog.splice(0)) this.send(p);
   }
 
   private send(p: Pending): void {
-    const id = this.nextId++;
-    this.pending.set(id, p);
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) {
       // Not open: a retryable request waits for the reconnect, the rest fail now.
-      if (p.retry && !this.closedByUser && this.opts.reconnect !== false) return;
-      this.pending.delete(id);
-      p.reject(new StatedError('E_CONNECT', 'not connected'));
+      if (p.retry && !this.closedByUser && this.opts.reconnect !== false) this.backlog.push(p);
+      else p.reject(new StatedError('E_CONNECT', 'not connected'));
       return;
     }
+    const id = this.nextId++;
+    this.pending.set(id, p);
     this.ws.send(JSON.stringify({ ...p.msg, id }));
   }
 
@@ -182,6 +191,7 @@ export class Connection {
       this.pending.delete(id);
       p.reject(new StatedError('E_CONNECT', 'connection closed'));
     }
+    for (const p of this.backlog.splice(0)) p.reject(new StatedError('E_CONNECT', 'connection closed'));
     this.ws?.close(1000, 'bye');
     this.ws = null;
   }

@@ -16,6 +16,8 @@ export class Agents implements Driver {
   readonly name = 'agent';
   private readonly byType = new Map<string, Peer[]>();
   private readonly held = new Map<string, Held>();
+  /** Actions waiting for an agent of their type to (re)connect, by type. */
+  private readonly waiting = new Map<string, Set<() => void>>();
   private turn = 0;
 
   register(peer: Peer, types: string[]): void {
@@ -23,6 +25,11 @@ export class Agents implements Driver {
       const list = this.byType.get(t) ?? [];
       if (!list.includes(peer)) list.push(peer);
       this.byType.set(t, list);
+    }
+    for (const t of types) {
+      const w = this.waiting.get(t);
+      this.waiting.delete(t);
+      for (const wake of w ?? []) wake();
     }
   }
 
@@ -52,19 +59,38 @@ export class Agents implements Driver {
     }
   }
 
+  /**
+   * Sends the action to an agent of its type; with none connected (e.g. just
+   * after a restart, before the agents reconnect) it waits for one, within
+   * the same time limit.
+   */
   run(a: Action, timeoutMs: number): Promise<ActionResult> {
-    const list = this.byType.get(a.type);
-    if (!list || list.length === 0) return Promise.resolve({ ok: false, message: `no power agent connected for type ${a.type}` });
-    const peer = list[this.turn++ % list.length]!;
     return new Promise((resolve) => {
+      let sent = false;
+      const wake = (): void => { if (!dispatch()) this.park(a.type, wake); };
       const timer = setTimeout(() => {
         this.held.delete(a.id);
-        resolve({ ok: false, message: `power agent did not answer in ${timeoutMs} ms` });
+        this.waiting.get(a.type)?.delete(wake);
+        resolve({ ok: false, message: sent ? `power agent did not answer in ${timeoutMs} ms` : `no power agent connected for type ${a.type} within ${timeoutMs} ms` });
       }, timeoutMs);
-      this.held.set(a.id, { peer, resolve, timer });
-      peer.send(JSON.stringify({
-        type: 'action', action: a.id, command: a.command, node: a.node, attempt: a.attempt, mode: a.mode, nextMode: a.nextMode,
-      }));
+      const dispatch = (): boolean => {
+        const list = this.byType.get(a.type);
+        if (!list || list.length === 0) return false;
+        const peer = list[this.turn++ % list.length]!;
+        sent = true;
+        this.held.set(a.id, { peer, resolve, timer });
+        peer.send(JSON.stringify({
+          type: 'action', action: a.id, command: a.command, node: a.node, attempt: a.attempt, mode: a.mode, nextMode: a.nextMode,
+        }));
+        return true;
+      };
+      wake();
     });
+  }
+
+  private park(type: string, wake: () => void): void {
+    let w = this.waiting.get(type);
+    if (!w) this.waiting.set(type, (w = new Set()));
+    w.add(wake);
   }
 }

@@ -29,6 +29,9 @@ export class Scheduler {
   private readonly next = new Map<string, Action>();
   private readonly lanes = new Map<string, Lane>();
   private readonly routes = new Map<string, Route>();
+  /** The action running per node, and those a newer action for their node made stale. */
+  private readonly running = new Map<string, string>();
+  private readonly superseded = new Set<string>();
 
   constructor(
     private readonly core: Core,
@@ -56,6 +59,10 @@ export class Scheduler {
     };
     this.routes.set(a.id, r);
     if (this.busy.has(nodeId)) {
+      // The running action's answer is no longer about the node's current attempt
+      // (a forced reboot restarts at attempt 1, so the engine cannot tell them apart).
+      const cur = this.running.get(nodeId);
+      if (cur) this.superseded.add(cur);
       const old = this.next.get(nodeId);
       if (old) this.routes.delete(old.id);
       this.next.set(nodeId, a);
@@ -79,10 +86,14 @@ export class Scheduler {
 
   private start(a: Action, r: Route, lane: Lane): void {
     lane.active++;
-    r.driver.run(a, r.timeoutMs)
+    this.running.set(a.node, a.id);
+    // A driver that throws instead of rejecting is a failed attempt too, not a crash of the commit that started it.
+    Promise.resolve()
+      .then(() => r.driver.run(a, r.timeoutMs))
       .catch((err: unknown) => ({ ok: false, message: `driver error: ${(err as Error).message}` }))
       .then((res) => {
         this.routes.delete(a.id);
+        if (this.superseded.delete(a.id)) return;
         const input = {
           kind: 'actionResult' as const, command: a.requested, attempt: a.attempt, ok: res.ok, actual: a.command,
           ...(res.message === undefined ? {} : { message: res.message }),
@@ -93,6 +104,7 @@ export class Scheduler {
       })
       .finally(() => {
         lane.active--;
+        this.running.delete(a.node);
         this.busy.delete(a.node);
         const queued = lane.queue.shift();
         if (queued) {
