@@ -221,7 +221,7 @@ export class Daemon {
       return expired;
     }).then((expired) => {
       for (const id of expired) this.relay.poke(id);
-    });
+    }, (err: unknown) => this.log(`stated: sweep failed: ${(err as Error).message}`));
   }
 
   /** SIGHUP: re-read the config file and the definitions. */

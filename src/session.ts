@@ -32,6 +32,8 @@ export class Session {
   /** Waits whose pushes go to this connection, with how to stop them. */
   private readonly attached = new Map<string, () => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Open waitForState requests: how to stop listening. */
+  private readonly waiting = new Set<() => void>();
   private closed = false;
 
   constructor(private readonly svc: Services, readonly actor: Actor, private readonly peer: Peer) {}
@@ -187,6 +189,7 @@ export class Session {
     let stop = (): void => {};
     const finish = (): void => {
       stop();
+      this.waiting.delete(stop);
       if (timer) {
         clearTimeout(timer);
         this.timers.delete(timer);
@@ -201,6 +204,7 @@ export class Session {
       const s = core.waits.snapshot(wait, core.seq);
       if (!s || s.remaining.length === 0) finish();
     });
+    this.waiting.add(stop);
     if (timeoutS > 0) {
       timer = setTimeout(finish, timeoutS * 1000);
       this.timers.add(timer);
@@ -213,6 +217,8 @@ export class Session {
     for (const stop of this.attached.values()) stop();
     this.attached.clear();
     for (const t of this.timers) clearTimeout(t);
+    for (const stop of this.waiting) stop();
+    this.waiting.clear();
     this.svc.hub.dropPeer(this.peer);
     this.svc.agents?.drop(this.peer);
   }

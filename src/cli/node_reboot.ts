@@ -22,27 +22,34 @@ export default defineCommand({
     ...connArgs,
   },
   async run({ args }) {
+    // Flags first: a usage error must not have sent a REBOOT.
+    const timeoutS = seconds(args.timeout ?? (args.wait ? '1800' : '300'), '-t');
+    const updateS = seconds(args.update, '-u');
+    if (args.project && args._.length > 0) usage('give either -e PROJECT or nodes, not both');
+    if (!args.project) names(args._, 'NODE');
     const conn = await durableConnection(args);
     try {
       let nodes: string[];
       if (args.project) {
-        if (args._.length > 0) usage('give either -e PROJECT or nodes, not both');
         const st = await conn.request<{ nodes: NodeView[] }>('status');
         nodes = st.nodes.filter((n) => n.project === args.project).map((n) => n.node);
         if (nodes.length === 0) usage(`project ${args.project} has no nodes you can see`);
       } else nodes = names(args._, 'NODE');
       const force = args.force === true;
       if (args['no-wait']) {
-        const r = await conn.request<{ nodes: Record<string, string> }>('command', { command: 'REBOOT', nodes, force });
-        report(r.nodes);
+        const r = await conn.request<{ nodes: Record<string, string>; refusals?: Record<string, string> }>('command', { command: 'REBOOT', nodes, force });
+        report(r.nodes, r.refusals);
         conn.close();
         process.exit(EXIT.OK);
       }
       const states = args.wait ? ['SHUTDOWN', 'ISUP'] : ['SHUTDOWN'];
-      const timeoutS = seconds(args.timeout ?? (args.wait ? '1800' : '300'), '-t');
       const w = await StateWait.init(conn, states, nodes, { command: 'REBOOT', force, ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
-      if (w.command) report(w.command.nodes);
-      const code = await watch(w, { timeoutS, updateS: seconds(args.update, '-u'), json: args.json === true });
+      if (w.command) report(w.command.nodes, w.command.refusals);
+      // A refused node will not go down for us: stop waiting for it, and say so in the exit code.
+      const refused = Object.keys(w.command?.refusals ?? {});
+      for (const n of refused) await w.cancelWait(n);
+      const code = refused.length === nodes.length ? EXIT.FAILED
+        : Math.max(await watch(w, { timeoutS, updateS, json: args.json === true }), refused.length > 0 ? EXIT.FAILED : EXIT.OK);
       conn.close();
       process.exit(code);
     } catch (err) {
@@ -51,9 +58,10 @@ export default defineCommand({
   },
 });
 
-function report(verdicts: Record<string, string>): void {
+function report(verdicts: Record<string, string>, refusals: Record<string, string> = {}): void {
   const joined = Object.keys(verdicts).filter((n) => verdicts[n] === 'joined');
   const accepted = Object.keys(verdicts).filter((n) => verdicts[n] === 'accepted');
   if (accepted.length > 0) process.stderr.write(`rebooting ${accepted.length}: ${accepted.join(' ')}\n`);
   if (joined.length > 0) process.stderr.write(`already rebooting, joined ${joined.length}: ${joined.join(' ')}\n`);
+  for (const [n, why] of Object.entries(refusals)) process.stderr.write(`refused ${n}: ${why}\n`);
 }

@@ -17,11 +17,13 @@ export default defineCommand({
   async run({ args }) {
     const nodes = names(args._, 'NODE');
     const timeoutS = seconds(args.timeout ?? '1800', '-t');
+    // Flags first: a usage error must not have changed a node's next mode.
+    const updateS = seconds(args.update, '-u');
     const conn = await durableConnection(args);
     try {
       for (const node of nodes) await admin(conn, 'node.setNextMode', { node, mode: args.mode });
       const w = await StateWait.init(conn, ['RELOADDONE'], nodes, { command: 'REBOOT', ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
-      const code = await watch(w, { timeoutS, updateS: seconds(args.update, '-u'), json: args.json === true });
+      const code = await watch(w, { timeoutS, updateS, json: args.json === true });
       if (!args.json) {
         const st = await conn.request<{ nodes: NodeView[] }>('status', { nodes });
         for (const n of st.nodes) process.stdout.write(`${n.node}: now ${n.mode}/${n.state ?? '-'}\n`);

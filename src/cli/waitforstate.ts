@@ -42,10 +42,12 @@ export default defineCommand({
     const states = args.states.split(',').map((s) => s.trim()).filter(Boolean);
     if (states.length === 0) usage('-s needs at least one state');
     const timeoutS = seconds(args.timeout ?? '300', '-t');
+    // Every flag is checked before the wait exists: a usage error leaves nothing behind.
+    const updateS = seconds(args.update, '-u');
     const conn = await durableConnection(args);
     try {
       const w = await StateWait.init(conn, states, nodes, { ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
-      const code = await watch(w, { timeoutS, updateS: seconds(args.update, '-u'), json: args.json === true });
+      const code = await watch(w, { timeoutS, updateS, json: args.json === true });
       conn.close();
       process.exit(code);
     } catch (err) {

@@ -67,6 +67,7 @@ export class Connection {
             message = e.message;
           } catch { /* not ours: keep the status */ }
           reject(new StatedError(code, message));
+          ws.terminate();
         });
       });
       ws.on('open', () => {

@@ -44,7 +44,7 @@ export class StateWait {
     /** The log position the wait starts after. */
     readonly seq: number,
     /** For init with a command: the daemon's per-node verdicts. */
-    readonly command: { seq: number; nodes: Record<string, string> } | null,
+    readonly command: { seq: number; nodes: Record<string, string>; refusals?: Record<string, string> } | null,
   ) {
     this.unsubs.push(conn.onPush((p) => this.onPush(p)));
     this.unsubs.push(conn.onReconnect(() => void this.reattach()));
@@ -52,7 +52,7 @@ export class StateWait {
 
   /** Registers a wait for every node to pass `states` in order. */
   static async init(conn: Connection, states: string[], nodes: string[], opts: InitOptions = {}): Promise<StateWait> {
-    const r = await conn.request<{ wait: string; seq: number; command?: { seq: number; nodes: Record<string, string> } }>(
+    const r = await conn.request<{ wait: string; seq: number; command?: { seq: number; nodes: Record<string, string>; refusals?: Record<string, string> } }>(
       'initStateWait', { states, nodes, ...opts });
     return new StateWait(conn, r.wait, states, nodes, r.seq, r.command ?? null);
   }
