@@ -71,7 +71,12 @@ function checkValue(col: Column, v: unknown, quotedNumbers = false): { ok: strin
 
 function show(v: unknown): string {
   if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? 'a list nested too deeply' : 'an object nested too deeply';
+  }
   return s.length > 40 ? `${s.slice(0, 40)}...` : s;
 }
 

@@ -22,7 +22,9 @@ function isObj(v: unknown): v is Obj {
 /** A node, state or mode name. */
 export function name(v: unknown, what: string): string {
   if (typeof v !== 'string' || !NAME.test(v)) {
-    throw new StatedError('E_BAD_NAME', `${what}: ${JSON.stringify(v)?.slice(0, 80)} is not a name ([A-Za-z0-9_./-]{1,64})`);
+    // Only strings are quoted back: JSON.stringify of a hostile value (nested 10,000 deep) throws RangeError.
+    const shown = typeof v === 'string' ? JSON.stringify(v.slice(0, 80)) : Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v;
+    throw new StatedError('E_BAD_NAME', `${what}: ${shown} is not a name ([A-Za-z0-9_./-]{1,64})`);
   }
   return v;
 }
@@ -36,6 +38,12 @@ export function nameList(v: unknown, what: string): string[] {
 function optString(v: unknown, what: string, max: number): string | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || v.length > max) throw new StatedError('E_BAD_REQUEST', `${what}: expected a string of at most ${max} characters`);
+  return v;
+}
+
+function optBool(v: unknown, what: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new StatedError('E_BAD_REQUEST', `${what}: expected true or false`);
   return v;
 }
 
@@ -136,7 +144,7 @@ export function parseRequest(m: Obj): Request {
       const ttl = optNumber(m.ttl, 'ttl', 1, 365 * 86400);
       if (ttl !== undefined) r.ttl = ttl;
       if (m.command !== undefined) r.command = command(m.command);
-      if (m.force !== undefined) r.force = m.force === true;
+      if (m.force !== undefined) r.force = optBool(m.force, 'force');
       return r;
     }
     case 'waitForState': {
@@ -160,7 +168,7 @@ export function parseRequest(m: Obj): Request {
     case 'unsubscribe':
       return { op: 'unsubscribe', sub: name(m.sub, 'sub') };
     case 'command':
-      return { op: 'command', command: command(m.command), nodes: nameList(m.nodes, 'nodes'), force: m.force === true };
+      return { op: 'command', command: command(m.command), nodes: nameList(m.nodes, 'nodes'), force: optBool(m.force, 'force') };
     case 'registerAgent':
       return { op: 'registerAgent', types: nameList(m.types, 'types') };
     case 'actionResult': {
@@ -174,10 +182,11 @@ export function parseRequest(m: Obj): Request {
       return m.nodes === undefined ? { op: 'status' } : { op: 'status', nodes: nameList(m.nodes, 'nodes') };
     case 'admin': {
       if (typeof m.action !== 'string') throw new StatedError('E_BAD_REQUEST', 'action: expected a string');
+      if (m.args !== undefined && !isObj(m.args)) throw new StatedError('E_BAD_REQUEST', 'args: expected an object');
       return { op: 'admin', action: m.action, args: isObj(m.args) ? m.args : {} };
     }
     default:
-      throw new StatedError('E_UNKNOWN_OP', `unknown op ${JSON.stringify(m.op)?.slice(0, 40)}`);
+      throw new StatedError('E_UNKNOWN_OP', `unknown op ${typeof m.op === 'string' ? JSON.stringify(m.op.slice(0, 40)) : typeof m.op}`);
   }
 }
 

@@ -40,16 +40,16 @@ function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const tooLarge = (): StatedError => new StatedError('E_TOO_LARGE', `body over ${MAX_MESSAGE_BYTES} bytes`);
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_MESSAGE_BYTES) {
-        reject(new StatedError('E_TOO_LARGE', `body over ${MAX_MESSAGE_BYTES} bytes`));
-        req.pause();
-        return;
-      }
-      chunks.push(c);
+      // Past the limit the rest is read and dropped, so the 413 goes out after the body and is not lost to the
+      // TCP reset that closing on unread data sends; past 16x the client is not worth the bandwidth.
+      if (size > 16 * MAX_MESSAGE_BYTES) req.destroy();
+      else if (size <= MAX_MESSAGE_BYTES) chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => (size > MAX_MESSAGE_BYTES ? reject(tooLarge()) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    req.on('close', () => reject(tooLarge())); // destroyed: settles the promise (a no-op once settled)
     req.on('error', reject);
   });
 }
@@ -60,7 +60,9 @@ export class StatedServer {
   readonly sessions = new Set<{ session: Session; ws: WebSocket }>();
 
   constructor(private readonly svc: Services, private readonly extras: ServerExtras) {
-    this.http = createServer((req, res) => void this.route(req, res));
+    // headersTimeout is only enforced when the server checks its connections: every 30 s by default, so a
+    // slowloris socket lived up to 40 s. Checking every second holds it to the 10 s set below.
+    this.http = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => void this.route(req, res));
     // Slow senders (slowloris) are cut off rather than holding sockets forever.
     this.http.headersTimeout = 10_000;
     this.http.requestTimeout = 30_000;
@@ -99,8 +101,9 @@ export class StatedServer {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     let actor: Actor;
     try {
-      if (path !== '/v1/ws') throw new StatedError('E_NOT_FOUND', `no WebSocket at ${path}`);
+      // Authenticated first, as on HTTP: without a token every path is 401, whether it exists or not.
       actor = this.svc.auth.authenticate(tokenOf(req));
+      if (path !== '/v1/ws') throw new StatedError('E_NOT_FOUND', `no WebSocket at ${path}`);
     } catch (err) {
       const e = asStatedError(err);
       const body = JSON.stringify({ error: e.toJSON() });
@@ -124,7 +127,11 @@ export class StatedServer {
         peer.send(JSON.stringify({ re: null, ok: false, error: { code: 'E_BAD_REQUEST', message: 'binary frames are not accepted; send JSON text' } }));
         return;
       }
-      void session.onMessage(data.toString());
+      session.onMessage(data.toString()).catch((err: unknown) => {
+        // A reply that could not even be sent: log it and drop this connection, never the process.
+        this.svc.log(`stated: internal error: ${(err as Error).stack ?? String(err)}`);
+        ws.close(1011, 'E_INTERNAL');
+      });
     });
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
@@ -142,6 +149,10 @@ export class StatedServer {
         return;
       }
       const actor = this.svc.auth.authenticate(tokenOf(req));
+      // SPEC §5: a node token may only send TBNODESTATE for its own node; it reads nothing.
+      if (actor.role === 'node' && !(path === '/v1/events' && req.method === 'POST')) {
+        throw new StatedError('E_FORBIDDEN', 'a node token may only send its own node state');
+      }
       const { core } = this.svc;
       if (path === '/v1/events' && req.method === 'POST') {
         const text = await readBody(req);
@@ -169,6 +180,7 @@ export class StatedServer {
         return;
       }
       if (path === '/metrics') {
+        authorizeOperator(actor); // fleet-wide counts: operators' business (SPEC §5)
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         res.end(this.extras.metrics());
         return;
@@ -200,8 +212,8 @@ export class StatedServer {
       throw new StatedError('E_NOT_FOUND', `no route GET ${path}`);
     } catch (err) {
       if (asStatedError(err).code === 'E_INTERNAL') this.svc.log(`stated: internal error: ${(err as Error).stack}`);
+      if (asStatedError(err).code === 'E_TOO_LARGE') res.setHeader('connection', 'close');
       if (!res.headersSent) sendError(res, err);
-      if (asStatedError(err).code === 'E_TOO_LARGE') req.destroy();
     }
   }
 }

@@ -50,6 +50,15 @@ export class Session {
       }
       if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new StatedError('E_BAD_REQUEST', 'a request is a JSON object {op, id, ...}');
       id = (m as { id?: unknown }).id ?? null;
+      // The id is echoed in the reply; one nested past JSON.stringify's stack would throw in send().
+      if (typeof id === 'object' && id !== null) {
+        try {
+          JSON.stringify(id);
+        } catch {
+          id = null;
+          throw new StatedError('E_BAD_REQUEST', 'id: nested too deeply to echo');
+        }
+      }
       const req = parseRequest(m as Record<string, unknown>);
       const result = await this.dispatch(req, id);
       if (result !== undefined) this.reply(id, result);
@@ -144,6 +153,7 @@ export class Session {
         if (!hub.unsubscribe(req.sub, this.peer)) throw new StatedError('E_UNKNOWN_SUB', `no subscription ${req.sub}`);
         return {};
       case 'status': {
+        if (actor.role === 'node') throw new StatedError('E_FORBIDDEN', 'a node token may only send its own node state');
         const ids = req.nodes ?? [...core.nodes.keys()].sort();
         const nodes = [];
         for (const nid of ids) {
