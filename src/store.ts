@@ -9,12 +9,14 @@ import m001 from '../migrations/001_schema.sql';
 import m002 from '../migrations/002_emulab_defaults.sql';
 import m003 from '../migrations/003_waits.sql';
 import m004 from '../migrations/004_audit.sql';
+import m005 from '../migrations/005_event_chain.sql';
+import m006 from '../migrations/006_node_indexes.sql';
 import { sqliteNativeBinding } from './native.ts';
 import type { LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
 /** Numbered migrations, applied in order; PRAGMA user_version records the last one. */
-export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004];
+export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006];
 
 export interface StoreOptions {
   /** SQLite's synchronous pragma: FULL survives power loss, NORMAL only process crashes. */
@@ -32,6 +34,8 @@ interface EventRow { seq: number; time: number; objtype: string; objname: string
 export class Store {
   readonly db: Db;
   private readonly s: Record<string, Statement>;
+  /** objname -> its latest seq: where history starts following `prev` (migration 005). */
+  private heads = new Map<string, number>();
 
   constructor(path: string, opts: StoreOptions = {}) {
     const binding = sqliteNativeBinding();
@@ -43,16 +47,19 @@ export class Store {
     this.migrate();
     const p = (sql: string): Statement => this.db.prepare(sql);
     this.s = {
-      insertEvent: p('INSERT INTO events (seq, time, objtype, objname, eventtype, cid, extra) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      insertEvent: p('INSERT INTO events (seq, time, objtype, objname, eventtype, cid, extra, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       findCid: p('SELECT seq FROM events WHERE cid = ?'),
       maxSeq: p('SELECT coalesce(max(seq), 0) AS seq FROM events'),
       minSeq: p('SELECT min(seq) AS seq FROM events'),
       eventsAfter: p('SELECT * FROM events WHERE seq > ? ORDER BY seq LIMIT ?'),
-      history: p('SELECT * FROM events WHERE objname = ? ORDER BY seq DESC LIMIT ?'),
+      history: p(`WITH RECURSIVE h(seq, n) AS (
+          SELECT ?, 1 UNION ALL SELECT e.prev, h.n + 1 FROM h JOIN events e ON e.seq = h.seq WHERE e.prev IS NOT NULL AND h.n < ?)
+        SELECT events.* FROM h JOIN events ON events.seq = h.seq ORDER BY events.seq DESC`),
+      chainHeads: p("SELECT objname, max(seq) AS seq FROM events WHERE objname NOT LIKE '%,%' GROUP BY objname"),
+      // Positional: binding 13 named parameters cost more than the row write itself.
       upsertNode: p(`INSERT INTO nodes (node_id, type, project, op_mode, state, since, next_mode, prev_mode,
           timeout_at, timeout_action, timeout_mode, timeout_state, reboot)
-        VALUES (@node_id, @type, @project, @op_mode, @state, @since, @next_mode, @prev_mode,
-          @timeout_at, @timeout_action, @timeout_mode, @timeout_state, @reboot)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(node_id) DO UPDATE SET type=excluded.type, project=excluded.project, op_mode=excluded.op_mode,
           state=excluded.state, since=excluded.since, next_mode=excluded.next_mode, prev_mode=excluded.prev_mode,
           timeout_at=excluded.timeout_at, timeout_action=excluded.timeout_action, timeout_mode=excluded.timeout_mode,
@@ -69,6 +76,7 @@ export class Store {
       trimBefore: p('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)'),
       lastBefore: p('SELECT coalesce(max(seq), 0) AS seq FROM events WHERE time < ?'),
     };
+    this.loadChainHeads();
   }
 
   private migrate(): void {
@@ -84,7 +92,12 @@ export class Store {
 
   /** Runs fn in one transaction (the batch); better-sqlite3 transactions are synchronous. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (err) {
+      this.loadChainHeads(); // rolled back: heads the batch moved point at rows that are gone
+      throw err;
+    }
   }
 
   close(): void {
@@ -103,7 +116,15 @@ export class Store {
   }
 
   insertEvent(seq: number, time: number, e: StatedEvent): void {
-    this.s.insertEvent!.run(seq, time, e.objtype, e.objname, e.eventtype, e.id ?? null, extraOf(e));
+    // A multi-node command ("pc1,pc2") is nobody's history: no chain, no head to keep.
+    const chained = !e.objname.includes(',');
+    this.s.insertEvent!.run(seq, time, e.objtype, e.objname, e.eventtype, e.id ?? null, extraOf(e), chained ? this.heads.get(e.objname) ?? null : null);
+    if (chained) this.heads.set(e.objname, seq);
+  }
+
+  private loadChainHeads(): void {
+    this.heads = new Map();
+    for (const r of this.s.chainHeads!.all() as { objname: string; seq: number }[]) this.heads.set(r.objname, r.seq);
   }
 
   seqForClientId(cid: string): number | null {
@@ -116,7 +137,8 @@ export class Store {
   }
 
   history(node: string, limit: number): LoggedEvent[] {
-    return (this.s.history!.all(node, limit) as EventRow[]).map(eventOf);
+    const head = this.heads.get(node);
+    return head === undefined ? [] : (this.s.history!.all(head, limit) as EventRow[]).map(eventOf);
   }
 
   /**
@@ -178,13 +200,10 @@ export class Store {
   }
 
   saveNode(n: NodeState): void {
-    this.s.upsertNode!.run({
-      node_id: n.id, type: n.type, project: n.project, op_mode: n.mode, state: n.state, since: n.since,
-      next_mode: n.nextMode, prev_mode: n.prevMode,
-      timeout_at: n.timeout?.at ?? null, timeout_action: n.timeout?.action ?? null,
-      timeout_mode: n.timeout?.mode ?? null, timeout_state: n.timeout?.state ?? null,
-      reboot: n.reboot === NO_REBOOT || (n.reboot.command === null && n.reboot.attempts === 0) ? null : JSON.stringify(n.reboot),
-    });
+    const t = n.timeout;
+    const idle = n.reboot === NO_REBOOT || (n.reboot.command === null && n.reboot.attempts === 0);
+    this.s.upsertNode!.run(n.id, n.type, n.project, n.mode, n.state, n.since, n.nextMode, n.prevMode,
+      t ? t.at : null, t ? t.action : null, t ? t.mode : null, t ? t.state : null, idle ? null : JSON.stringify(n.reboot));
   }
 
   saveTriggers(n: NodeState): void {
