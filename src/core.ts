@@ -41,6 +41,8 @@ export interface EventResult {
 
 interface Job {
   fn: (core: Core) => unknown;
+  /** The job checks everything before its first write: no savepoint needed (the event hot path). */
+  checksFirst: boolean;
   resolve: (v: never) => void;
   reject: (e: unknown) => void;
 }
@@ -72,6 +74,7 @@ export class Core {
    */
   private readonly inSavepoint: (job: Job) => unknown;
   private readonly genIsup: ReadonlySet<string>;
+  private readonly ctxCache: EngineContext;
 
   constructor(
     readonly store: Store,
@@ -86,6 +89,10 @@ export class Core {
     });
     this.genIsup = new Set(config.genIsupTypes);
     this.load();
+    this.ctxCache = {
+      machine: this.machine, now: 0, timeScale: config.timeScale, maxRebootAttempts: config.maxRebootAttempts,
+      retryDelay: config.retryDelay, genIsupTypes: this.genIsup,
+    };
   }
 
   /** (Re)builds every in-memory index from SQLite. */
@@ -102,10 +109,15 @@ export class Core {
     for (const n of this.nodes.values()) if (n.timeout) yield { at: n.timeout.at, node: n.id };
   }
 
-  /** Queues a job for the next batch; resolves after its batch commits. */
-  run<T>(fn: (core: Core) => T): Promise<T> {
+  /**
+   * Queues a job for the next batch; resolves after its batch commits. A job
+   * that throws a StatedError has its writes rolled back alone (a savepoint);
+   * `checksFirst` says it validates before writing anything, which saves the
+   * savepoint's two statements on the event hot path.
+   */
+  run<T>(fn: (core: Core) => T, opts: { checksFirst?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (v: never) => void, reject });
+      this.queue.push({ fn, checksFirst: opts.checksFirst === true, resolve: resolve as (v: never) => void, reject });
       if (this.autoTick && !this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.tick());
@@ -164,13 +176,19 @@ export class Core {
     const mark = this.seq;
     const marks = { events: this.out.events.length, waits: this.out.waits.length, effects: this.out.effects.length };
     try {
-      const value = this.inSavepoint(job);
+      const value = job.checksFirst ? this.runPlain(job) : this.inSavepoint(job);
       return { ok: true, value };
     } catch (err) {
       if (!(err instanceof StatedError) || this.seq !== mark || this.out.events.length !== marks.events) throw err;
       this.pending = [];
       return { ok: false, value: err };
     }
+  }
+
+  private runPlain(job: Job): unknown {
+    const v = job.fn(this);
+    this.settle();
+    return v;
   }
 
   // --- inside a batch ---------------------------------------------------------
@@ -219,14 +237,11 @@ export class Core {
   }
 
   private ctx(): EngineContext {
-    return {
-      machine: this.machine,
-      now: this.clock(),
-      timeScale: this.config.timeScale,
-      maxRebootAttempts: this.config.maxRebootAttempts,
-      retryDelay: this.config.retryDelay,
-      genIsupTypes: this.genIsup,
-    };
+    // One object reused: apply() only reads it, and this is the hot path.
+    const c = this.ctxCache;
+    c.machine = this.machine;
+    c.now = this.clock();
+    return c;
   }
 
   private handle(n: NodeState, input: EngineInput): ReturnType<typeof apply> {

@@ -194,7 +194,7 @@ export class StatedServer {
         const results = await core.run((c) => {
           for (const e of events) c.checkEvent(e);
           return events.map((e) => c.applyEvent(e, false, actor));
-        });
+        }, { checksFirst: true });
         sendJson(res, 200, { accepted: results.map((r) => ({ seq: r.seq, duplicate: r.duplicate, ...(r.nodes ? { nodes: r.nodes } : {}), ...(r.refusals ? { refusals: r.refusals } : {}) })) });
         return;
       }
