@@ -13,7 +13,7 @@ test: deps
 typecheck: deps
 	npm run typecheck
 
-# Build, then run bench/run.ts.
+# Build, then run the benchmarks (bench/run.ts: event throughput; bench/waits.ts: wait latency). Figures only.
 bench: deps
 	npm run bench
 

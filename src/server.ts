@@ -11,6 +11,7 @@ import { StatedError, asStatedError } from './errors.ts';
 import type { Peer } from './hub.ts';
 import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
 import { type Services, Session } from './session.ts';
+import type { NodeState } from './types.ts';
 import { nodeView } from './views.ts';
 
 export interface ServerExtras {
@@ -29,6 +30,44 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/** Resolves when the response can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** Nodes serialized per event-loop turn in a long listing (~0.5 ms of JSON.stringify each). */
+const NODES_PER_SLICE = 250;
+
+/**
+ * Sends `{"seq":N,"nodes":[...]}` a slice of nodes per event-loop turn. The
+ * list is a snapshot taken at once (a NodeState is replaced on change, never
+ * mutated), so the body is as consistent as one JSON.stringify; but 10,000
+ * nodes are ~3 MB and ~30 ms of stringify, and in one go that held every
+ * commit, acknowledgement and wait push behind it (bench/waits.ts).
+ */
+async function sendNodes(res: ServerResponse, seq: number, nodes: readonly NodeState[]): Promise<void> {
+  res.writeHead(200, { 'content-type': 'application/json' });
+  let body = `{"seq":${seq},"nodes":[`;
+  for (let i = 0; i < nodes.length; i += NODES_PER_SLICE) {
+    body += (i > 0 ? ',' : '') + nodes.slice(i, i + NODES_PER_SLICE).map((n) => JSON.stringify(nodeView(n))).join(',');
+    const more = i + NODES_PER_SLICE < nodes.length;
+    if (!more) break;
+    if (!res.write(body)) await drained(res);
+    body = '';
+    if (res.destroyed) return;
+    await new Promise((r) => setImmediate(r));
+  }
+  res.end(`${body}]}`);
 }
 
 function sendError(res: ServerResponse, err: unknown): void {
@@ -217,8 +256,7 @@ export class StatedServer {
         return;
       }
       if (path === '/v1/nodes') {
-        const nodes = [...core.nodes.values()].filter((n) => canSee(actor, n)).map(nodeView);
-        sendJson(res, 200, { seq: core.seq, nodes });
+        await sendNodes(res, core.seq, [...core.nodes.values()].filter((n) => canSee(actor, n)));
         return;
       }
       const m = /^\/v1\/nodes\/([^/]+)(\/history)?$/.exec(path);
