@@ -6,6 +6,18 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root: the nearest directory above this file holding package.json (works from .build/bench). */
+export function repoRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('bench: no package.json above this script');
+    dir = up;
+  }
+  return dir;
+}
 
 const LISTENING = /listening on http:\/\/([\d.]+):(\d+)/;
 const START_TIMEOUT_MS = 15_000;

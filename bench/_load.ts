@@ -36,15 +36,14 @@ export async function connect(wsUrl: string, token: string): Promise<WebSocket> 
   return ws;
 }
 
-/** Registers pc1..pcN in NORMALv2/ISUP through the `admin` op, 10,000 per request. */
-export async function addNodes(ws: WebSocket, count: number): Promise<void> {
-  const names = nodeNames(count);
+/** Adds nodes through the `admin` op, ADD_CHUNK per request, all in one state; throws on a refusal. */
+export async function addNodesIn(ws: WebSocket, names: readonly string[], state: string): Promise<void> {
   for (let i = 0; i < names.length; i += ADD_CHUNK) {
-    const id = `add-${i}`;
-    const reply = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    const id = `add-${state}-${i}`;
+    const reply = await new Promise<{ ok?: boolean; error?: unknown }>((resolve, reject) => {
       const onClose = (): void => reject(new Error('connection closed during node.add'));
       const onMessage = (data: WebSocket.RawData): void => {
-        const m = JSON.parse(String(data)) as Record<string, unknown>;
+        const m = JSON.parse(String(data)) as { re?: unknown; ok?: boolean; error?: unknown };
         if (m.re !== id) return;
         ws.off('message', onMessage);
         ws.off('close', onClose);
@@ -52,13 +51,15 @@ export async function addNodes(ws: WebSocket, count: number): Promise<void> {
       };
       ws.on('message', onMessage);
       ws.on('close', onClose);
-      ws.send(JSON.stringify({
-        op: 'admin', id, action: 'node.add',
-        args: { nodes: names.slice(i, i + ADD_CHUNK), mode: 'NORMALv2', state: 'ISUP' },
-      }));
+      ws.send(JSON.stringify({ op: 'admin', id, action: 'node.add', args: { nodes: names.slice(i, i + ADD_CHUNK), mode: 'NORMALv2', state } }));
     });
     if (reply.ok !== true) throw new Error(`node.add refused: ${JSON.stringify(reply.error)}`);
   }
+}
+
+/** Registers pc1..pcN in NORMALv2/ISUP. */
+export function addNodes(ws: WebSocket, count: number): Promise<void> {
+  return addNodesIn(ws, nodeNames(count), 'ISUP');
 }
 
 /** Pushes the events and resolves once every one is acknowledged; rejects on any refusal or a bad seq. */

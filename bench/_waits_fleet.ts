@@ -8,6 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type WebSocket from 'ws';
 import { BOOT_CYCLE } from './_events.ts';
+import { addNodesIn } from './_load.ts';
 
 const ADD_CHUNK = 10_000; // SPEC §3: a list holds at most 10,000 nodes
 
@@ -98,25 +99,6 @@ export async function registerFleet(ws: WebSocket, f: Fleet): Promise<void> {
   for (let st = 0; st < BOOT_CYCLE.length; st++) {
     const names: string[] = [];
     for (let j = st; j < f.size; j += BOOT_CYCLE.length) names.push(nodeName(j));
-    for (let i = 0; i < names.length; i += ADD_CHUNK) {
-      const id = `add-${st}-${i}`;
-      const reply = await new Promise<{ ok?: boolean; error?: unknown }>((resolve, reject) => {
-        const onClose = (): void => reject(new Error('connection closed during node.add'));
-        const onMessage = (data: WebSocket.RawData): void => {
-          const m = JSON.parse(String(data)) as { re?: unknown; ok?: boolean; error?: unknown };
-          if (m.re !== id) return;
-          ws.off('message', onMessage);
-          ws.off('close', onClose);
-          resolve(m);
-        };
-        ws.on('message', onMessage);
-        ws.on('close', onClose);
-        ws.send(JSON.stringify({
-          op: 'admin', id, action: 'node.add',
-          args: { nodes: names.slice(i, i + ADD_CHUNK), mode: 'NORMALv2', state: BOOT_CYCLE[st] },
-        }));
-      });
-      if (reply.ok !== true) throw new Error(`node.add refused: ${JSON.stringify(reply.error)}`);
-    }
+    await addNodesIn(ws, names, BOOT_CYCLE[st]!);
   }
 }

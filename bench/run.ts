@@ -11,9 +11,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type WebSocket from 'ws';
-import { type BenchDaemon, cpuMs, startDaemon } from './_daemon.ts';
+import { type BenchDaemon, cpuMs, repoRoot, startDaemon } from './_daemon.ts';
 import { runLimit } from './_limit.ts';
 import { addNodes, connect, pushEvents } from './_load.ts';
 
@@ -43,17 +42,6 @@ function options(argv: string[]): Options {
 function usage(why: string): never {
   process.stderr.write(`bench: ${why}\nusage: run.mjs [--nodes N] [--events E] [--window W]\n`);
   process.exit(64);
-}
-
-/** The repository root: the nearest directory above this file holding package.json (works from .build/bench). */
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('bench: no package.json above this script');
-    dir = up;
-  }
-  return dir;
 }
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');

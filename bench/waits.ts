@@ -20,9 +20,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import type WebSocket from 'ws';
-import { type BenchDaemon, cpuMs, startDaemon } from './_daemon.ts';
+import { type BenchDaemon, cpuMs, repoRoot, startDaemon } from './_daemon.ts';
 import { BOOT_CYCLE } from './_events.ts';
 import { connect } from './_load.ts';
 import { Fleet, registerFleet } from './_waits_fleet.ts';
@@ -71,17 +70,6 @@ function usage(why: string): never {
   process.stderr.write(`bench: ${why}\nusage: waits.mjs [--nodes N] [--waits W] [--rate R] [--seconds S] [--per-wait K] [--states A,B]\n`
     + '         [--waiters C] [--warmup S] [--poll-seconds S (0: no poll phase)] [--poll-interval S] [--dump FILE]\n');
   process.exit(64);
-}
-
-/** The repository root: the nearest directory above this file holding package.json (works from .build/bench). */
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json'))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error('bench: no package.json above this script');
-    dir = up;
-  }
-  return dir;
 }
 
 /** One JSON line per completion: when it was sent (epoch ms), its push and reply latencies (ms), its seq. */
