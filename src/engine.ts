@@ -52,7 +52,6 @@ export interface Outcome {
 
 /** Commands whose success is announced by the node going to SHUTDOWN. */
 const REBOOTING = new Set(['REBOOT', 'POWERCYCLE']);
-export const COMMANDS = new Set(['REBOOT', 'POWERCYCLE', 'POWEROFF', 'POWERON']);
 
 /** Builds a NOTIFY event (SPEC §2): objname the node, eventtype a code. */
 export function notify(node: string, code: string, message: string): Effect {

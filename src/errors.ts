@@ -23,7 +23,6 @@ export const ERRORS = {
   E_INTERNAL: { status: 500, message: 'internal error' },
   E_UNAVAILABLE: { status: 503, message: 'daemon is shutting down' },
   E_CONNECT: { status: 503, message: 'cannot reach the daemon' },
-  E_TIMEOUT: { status: 504, message: 'timed out' },
   E_USAGE: { status: 400, message: 'usage error' },
 } as const;
 

@@ -189,15 +189,3 @@ export function parseRequest(m: Obj): Request {
       throw new StatedError('E_UNKNOWN_OP', `unknown op ${typeof m.op === 'string' ? JSON.stringify(m.op.slice(0, 40)) : typeof m.op}`);
   }
 }
-
-/** Parses a frame's text: JSON object with an op. */
-export function parseFrame(text: string): { id: unknown; req: Request } {
-  let m: unknown;
-  try {
-    m = JSON.parse(text);
-  } catch {
-    throw new StatedError('E_BAD_REQUEST', 'not JSON');
-  }
-  if (!isObj(m)) throw new StatedError('E_BAD_REQUEST', 'a request is a JSON object {op, id, ...}');
-  return { id: m.id, req: parseRequest(m) };
-}

@@ -91,11 +91,6 @@ export class Waits {
     return this.byId.get(id)?.owner;
   }
 
-  /** The nodes a wait holds (for authorization). */
-  nodesOf(id: string): string[] {
-    return [...(this.byId.get(id)?.nodes.keys() ?? [])];
-  }
-
   private index(w: Wait, node: string): void {
     let set = this.byNode.get(node);
     if (!set) this.byNode.set(node, (set = new Set()));
