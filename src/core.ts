@@ -39,12 +39,17 @@ export interface EventResult {
   refusals?: Record<string, string>;
 }
 
+/** Called once a job's batch has committed (err null) or the job or its batch failed. */
+export type JobDone<T> = (err: unknown, value: T | undefined) => void;
+
 interface Job {
   fn: (core: Core) => unknown;
   /** The job checks everything before its first write: no savepoint needed (the event hot path). */
   checksFirst: boolean;
-  resolve: (v: never) => void;
-  reject: (e: unknown) => void;
+  done: JobDone<never>;
+  /** Filled in by the batch: the job's outcome, reported after the commit. */
+  failed: boolean;
+  value: unknown;
 }
 
 /** A guard against definitions whose triggers feed each other forever. */
@@ -117,12 +122,17 @@ export class Core {
    */
   run<T>(fn: (core: Core) => T, opts: { checksFirst?: boolean } = {}): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, checksFirst: opts.checksFirst === true, resolve: resolve as (v: never) => void, reject });
-      if (this.autoTick && !this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.tick());
-      }
+      this.submit(fn, opts, (err, value) => (err === null ? resolve(value as T) : reject(err)));
     });
+  }
+
+  /** As run(), with a callback: the event hot path spends no promise per event. */
+  submit<T>(fn: (core: Core) => T, opts: { checksFirst?: boolean }, done: JobDone<T>): void {
+    this.queue.push({ fn, checksFirst: opts.checksFirst === true, done: done as JobDone<never>, failed: false, value: undefined });
+    if (this.autoTick && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.tick());
+    }
   }
 
   /** Drains the queue into one transaction, then acknowledges and fans out. */
@@ -131,10 +141,9 @@ export class Core {
     const jobs = this.queue;
     if (jobs.length === 0) return;
     this.queue = [];
-    const results: { ok: boolean; value: unknown }[] = [];
     try {
       this.store.transaction(() => {
-        for (const job of jobs) results.push(this.runJob(job));
+        for (const job of jobs) this.runJob(job);
         for (const id of this.dirty) {
           const n = this.nodes.get(id);
           if (n) this.store.saveNode(n);
@@ -148,16 +157,16 @@ export class Core {
       // The batch is gone: SQLite rolled back, so memory must follow.
       this.reset();
       this.load();
-      for (const job of jobs) job.reject(asStatedError(err));
+      const e = asStatedError(err);
+      for (const job of jobs) job.done(e, undefined);
       return;
     }
     const committed = this.out;
     this.reset();
-    jobs.forEach((job, i) => {
-      const r = results[i]!;
-      if (r.ok) job.resolve(r.value as never);
-      else job.reject(r.value);
-    });
+    for (const job of jobs) {
+      if (job.failed) job.done(job.value, undefined);
+      else job.done(null, job.value as never);
+    }
     this.onCommit(committed);
   }
 
@@ -172,16 +181,16 @@ export class Core {
    * Runs one job in a savepoint. A StatedError thrown by validation (before
    * anything changed) rolls back only this job; anything else fails the batch.
    */
-  private runJob(job: Job): { ok: boolean; value: unknown } {
+  private runJob(job: Job): void {
     // Every write an event makes follows its seq, so an unchanged seq means nothing was logged.
     const mark = this.seq;
     try {
-      const value = job.checksFirst ? this.runPlain(job) : this.inSavepoint(job);
-      return { ok: true, value };
+      job.value = job.checksFirst ? this.runPlain(job) : this.inSavepoint(job);
     } catch (err) {
       if (!(err instanceof StatedError) || this.seq !== mark) throw err;
       this.pending = [];
-      return { ok: false, value: err };
+      job.failed = true;
+      job.value = err;
     }
   }
 

@@ -101,8 +101,9 @@ class Step {
     this.n = { ...node };
   }
 
-  done(extra: Partial<Outcome> = {}): Outcome {
-    return { node: this.n, effects: this.out, ...extra };
+  done(extra?: Partial<Outcome>): Outcome {
+    // No spread on the per-event path: enterState passes only `valid`.
+    return extra === undefined ? { node: this.n, effects: this.out } : Object.assign({ node: this.n, effects: this.out }, extra);
   }
 
   setReboot(r: RebootState): void {
@@ -147,15 +148,17 @@ class Step {
     if (state === 'ISUP') this.setReboot(NO_REBOOT);
 
     // §4.4: global triggers, then the node's one-shots, which are then cleared.
-    const names = machine.triggers(id, n.mode, state);
+    let names = machine.triggers(id, n.mode, state);
     if (n.triggers.length > 0) {
+      const all = [...names]; // the machine's list is shared
       const keep = [];
       for (const t of n.triggers) {
         if ((t.mode === n.mode || t.mode === '*') && (t.state === state || t.state === '*')) {
-          for (const name of splitTriggers(t.triggers)) if (!names.includes(name)) names.push(name);
+          for (const name of splitTriggers(t.triggers)) if (!all.includes(name)) all.push(name);
         } else keep.push(t);
       }
       n.triggers = keep;
+      names = all;
     }
     // RESET first: it clears the counters of the boot that just ended, and must
     // not undo a REBOOT that a trigger of the same row starts (RELOAD/ISUP
@@ -174,7 +177,7 @@ class Step {
         this.out.push({ ...stateEvent(id, mt.state), forced: true });
       }
     }
-    return this.done({ valid: verdict !== 'invalid' });
+    return { node: n, effects: this.out, valid: verdict !== 'invalid' };
   }
 
   trigger(name: string): void {

@@ -40,6 +40,8 @@ export class Machine {
   // mode1 -> state1 -> mode2 -> row.
   private readonly modeMoves = new Map<string, Nested<ModeTransitionRow>>();
   private readonly def: MachineDefinition;
+  // mode -> state -> the global rows' triggers (a Machine never changes: SIGHUP builds a new one).
+  private readonly globalCache = new Map<string, Map<string, readonly string[]>>();
 
   constructor(def: MachineDefinition) {
     // Rows are keyed as the tables' primary keys; a later duplicate replaces
@@ -105,10 +107,23 @@ export class Machine {
    * in that order. All matching rows add up (none overrides another), first
    * occurrence of a name wins. One-shot triggers are the engine's, not here.
    */
-  triggers(nodeId: string, mode: string, state: string): string[] {
+  triggers(nodeId: string, mode: string, state: string): readonly string[] {
+    const own = nodeId === ANY ? undefined : this.triggerLists.get(nodeId);
+    if (own === undefined) {
+      // Most nodes have no rows of their own: the answer depends on (mode, state) alone, so it is kept.
+      let byState = this.globalCache.get(mode);
+      if (byState === undefined) this.globalCache.set(mode, (byState = new Map()));
+      let list = byState.get(state);
+      if (list === undefined) {
+        const out: string[] = [];
+        collectTriggers(out, this.triggerLists.get(ANY), mode, state);
+        byState.set(state, (list = Object.freeze(out)));
+      }
+      return list;
+    }
     const out: string[] = [];
     collectTriggers(out, this.triggerLists.get(ANY), mode, state);
-    if (nodeId !== ANY) collectTriggers(out, this.triggerLists.get(nodeId), mode, state);
+    collectTriggers(out, own, mode, state);
     return out;
   }
 

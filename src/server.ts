@@ -192,11 +192,13 @@ export class StatedServer {
         peer.send(JSON.stringify({ re: null, ok: false, error: { code: 'E_BAD_REQUEST', message: 'binary frames are not accepted; send JSON text' } }));
         return;
       }
-      session.onMessage(data.toString()).catch((err: unknown) => {
+      try {
+        session.onMessage(data.toString());
+      } catch (err) {
         // A reply that could not even be sent: log it and drop this connection, never the process.
         this.svc.log(`stated: internal error: ${(err as Error).stack ?? String(err)}`);
         ws.close(1011, 'E_INTERNAL');
-      });
+      }
     });
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {

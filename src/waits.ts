@@ -42,6 +42,9 @@ export interface WaitSnapshot {
   failures: Record<string, FailureReason>;
 }
 
+/** What onEvent returns for the usual event: no wait holds its node (no allocation per event). */
+const NO_UPDATES: readonly WaitUpdate[] = Object.freeze([]);
+
 export class Waits {
   private readonly byId = new Map<string, Wait>();
   /** node -> waits in which it is still pending. */
@@ -118,11 +121,11 @@ export class Waits {
   }
 
   /** Advances every wait holding the event's node; returns the pushes to make after commit. */
-  onEvent(seq: number, e: StatedEvent): WaitUpdate[] {
+  onEvent(seq: number, e: StatedEvent): readonly WaitUpdate[] {
     const isState = e.objtype === 'TBNODESTATE';
-    if (!isState && e.objtype !== 'TBFAILED') return [];
+    if (!isState && e.objtype !== 'TBFAILED') return NO_UPDATES;
     const set = this.byNode.get(e.objname);
-    if (!set) return [];
+    if (!set) return NO_UPDATES;
     const out: WaitUpdate[] = [];
     for (const w of [...set]) {
       if (seq <= w.startSeq) continue;

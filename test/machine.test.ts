@@ -156,8 +156,11 @@ test('triggers: per-node rows follow the global ones, split, trimmed and dedupli
   }));
   assert.deepEqual(w.triggers('pc7', 'M', 'ISUP'), ['EMAILNOTIFY', 'RESET', 'ISUP', 'SCRIPT:a', 'SCRIPT:b']);
   assert.deepEqual(w.triggers('pc8', 'M', 'ISUP'), ['EMAILNOTIFY', 'RESET', 'ISUP']);
-  // the result is the caller's to keep
-  w.triggers('pc8', 'M', 'ISUP').push('X');
+  // a node without rows of its own shares one cached list per (mode, state), which nobody may change
+  const shared = w.triggers('pc8', 'M', 'ISUP');
+  assert.equal(w.triggers('pc9', 'M', 'ISUP'), shared);
+  assert.throws(() => (shared as string[]).push('X'), TypeError);
+  assert.deepEqual(w.triggers('pc8', 'M', 'ISUP'), ['EMAILNOTIFY', 'RESET', 'ISUP']);
   assert.deepEqual(w.triggers('pc8', 'N', 'ISUP'), ['RESET', 'ISUP']);
 });
 
