@@ -25,7 +25,8 @@ test('SIGHUP picks up definitions changed in the database', async (t) => {
   await d.runCli(['node', 'add', 'pc1']);
   // Emulab ships no NORMALv2/SHUTDOWN timeout; add one behind the daemon's back.
   const db = new Database(d.db);
-  db.prepare("INSERT INTO state_timeouts VALUES ('NORMALv2', 'SHUTDOWN', 30, 'NOTIFY')").run();
+  // 200 s x 0.01 = 2 s: long enough that status (a CLI spawn away) sees it pending on a slow machine.
+  db.prepare("INSERT INTO state_timeouts VALUES ('NORMALv2', 'SHUTDOWN', 200, 'NOTIFY')").run();
   db.close();
   await d.runCli(['send', 'pc1', 'SHUTDOWN']);
   let st = JSON.parse((await d.runCli(['status', '--json', 'pc1'])).stdout);
@@ -37,7 +38,7 @@ test('SIGHUP picks up definitions changed in the database', async (t) => {
   st = JSON.parse((await d.runCli(['status', '--json', 'pc1'])).stdout);
   assert.equal(st[0].timeout.action, 'NOTIFY');
   assert.equal(st[0].timeout.state, 'SHUTDOWN');
-  // 30 s x 0.01: the NOTIFY comes in well under a second.
+  // ... and then it fires.
   await until('TIMEOUT notify', async () => {
     const h = await http(d, 'GET', '/v1/nodes/pc1/history?limit=10');
     return h.json.events.find((e: { event: { objtype: string; eventtype: string } }) => e.event.objtype === 'NOTIFY' && e.event.eventtype === 'TIMEOUT');
