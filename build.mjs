@@ -36,6 +36,26 @@ const noBindings = {
   },
 };
 
+// The writer thread's code (src/writer-worker.ts), bundled on its own (CommonJS,
+// better-sqlite3 inside, the addon passed in) and imported by src/writer.ts as
+// text: a Worker can eval it inside the SEA, where there is no file to point at.
+const writerWorker = {
+  name: 'writer-worker',
+  setup(b) {
+    b.onResolve({ filter: /^virtual:writer-worker$/ }, () => ({ path: 'writer-worker', namespace: 'writer-worker' }));
+    b.onLoad({ filter: /.*/, namespace: 'writer-worker' }, async () => {
+      const out = await esbuild.build({
+        ...common,
+        entryPoints: [r('src/writer-worker.ts')],
+        format: 'cjs',
+        write: false,
+        plugins: [noBindings],
+      });
+      return { contents: out.outputFiles[0].text, loader: 'text', watchFiles: [r('src/writer-worker.ts'), r('src/writes.ts'), r('src/native.ts')] };
+    });
+  },
+};
+
 async function buildExecutable() {
   const t0 = Date.now();
   fs.mkdirSync(r('dist'), { recursive: true });
@@ -44,7 +64,7 @@ async function buildExecutable() {
     entryPoints: [r('src/cli/main.ts')],
     outfile: r('dist/stated.cjs'),
     format: 'cjs',
-    plugins: [noBindings],
+    plugins: [noBindings, writerWorker],
     // ws's optional native helpers cannot load in a SEA; the constant makes
     // esbuild drop the require()s altogether instead of trying them at start.
     define: { 'process.env.WS_NO_BUFFER_UTIL': '"1"', 'process.env.WS_NO_UTF_8_VALIDATE': '"1"' },
@@ -133,6 +153,7 @@ async function buildScripts(dir, entryPoints) {
     format: 'esm',
     packages: 'external',
     sourcemap: 'inline',
+    plugins: [writerWorker],
   });
 }
 

@@ -30,13 +30,17 @@ export class Admin {
     private readonly onRevoke: () => void = () => {},
   ) {}
 
-  /** Runs a change in the batch and records it in the audit log in the same transaction. */
+  /**
+   * Runs a change in a batch of its own and records it in the audit log in
+   * the same transaction. Exclusive: tokens and definitions are written on
+   * the core's connection, never by the writer thread.
+   */
   private change<T>(actor: Actor, action: string, detail: unknown, fn: (c: Core) => T): Promise<T> {
     return this.core.run((c) => {
       const r = fn(c);
       c.store.audit(c.now(), actor, action, detail);
       return r;
-    });
+    }, { exclusive: true });
   }
 
   /** Runs one admin action for an actor; resolves after commit. */
@@ -115,7 +119,7 @@ export class Admin {
           const r = this.auth.create(role, { node: node ?? null, project: project ?? null }, c.now());
           c.store.audit(c.now(), actor, action, { id: r.id, role, node, project });
           return r;
-        });
+        }, { exclusive: true });
       }
       case 'token.list':
         return this.auth.list();

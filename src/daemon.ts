@@ -20,6 +20,7 @@ import { WaitRelay } from './relay.ts';
 import { StatedServer } from './server.ts';
 import type { Services } from './session.ts';
 import { Fleet } from './simulator/fleet.ts';
+import { ThreadWriter } from './writer.ts';
 import { Store } from './store.ts';
 
 export interface DaemonOptions {
@@ -52,6 +53,7 @@ export class Daemon {
   private timerAt = Infinity;
   private readonly intervals: NodeJS.Timeout[] = [];
   private readonly log: (line: string) => void;
+  private readonly writer: ThreadWriter;
   private readonly counters = { events: 0, batches: 0, notifies: 0, failed: 0 };
   /** The admin token, when this start created it. */
   createdToken: string | null = null;
@@ -60,14 +62,21 @@ export class Daemon {
     this.log = opts.log ?? ((line) => process.stdout.write(`${line}\n`));
     this.config = loadConfig(opts.config);
     this.store = new Store(opts.db, { synchronous: this.config.synchronous });
+    this.writer = new ThreadWriter(opts.db, {
+      synchronous: this.config.synchronous,
+      onFatal: (err) => {
+        this.log(`stated: E_INTERNAL: ${err.message}`);
+        process.exit(70);
+      },
+    });
     this.core = new Core(this.store, {
       timeScale: opts.timeScale,
       maxRebootAttempts: this.config.maxRebootAttempts,
       retryDelay: this.config.retryDelay,
       genIsupTypes: this.config.genIsupTypes,
-    });
+    }, Date.now, this.writer);
     this.auth = new Auth(this.store.db, process.env.STATED_TOKEN);
-    this.hub = new Hub(this.store, () => this.core.seq, {
+    this.hub = new Hub(this.store, () => this.core.committedSeq, {
       maxBuffered: this.config.subscriberBuffer,
       heartbeatMs: this.config.heartbeatInterval * 1000,
       replayChunk: 1000,
@@ -215,7 +224,7 @@ export class Daemon {
     void this.core.run((c) => {
       // Whichever bound is tighter: the count or the age (SPEC §5).
       const through = Math.max(c.seq - cfg.retentionEvents, c.store.lastSeqBefore(now - cfg.retentionDays * 86_400_000));
-      if (c.store.trim(through, 50_000) > 0) c.store.setMeta('trimmed_through', String((c.store.minSeq() ?? c.seq + 1) - 1));
+      c.store.trim(through, 50_000, c.seq);
       const expired = c.waits.expired(now);
       for (const id of expired) c.waits.end(id);
       return expired;
@@ -230,7 +239,7 @@ export class Daemon {
     this.routes = new Map();
     this.notifier.flush();
     this.notifier = this.makeNotifier();
-    await this.core.run((c) => c.setMachine(new Machine(c.store.loadDefinition())));
+    await this.core.run((c) => c.setMachine(new Machine(c.store.loadDefinition())), { exclusive: true });
     this.log('stated: reloaded config and machine definitions');
   }
 
@@ -240,7 +249,8 @@ export class Daemon {
     if (this.timer) clearTimeout(this.timer);
     await this.server.close();
     this.fleet?.stop();
-    this.core.tick();
+    await this.core.drain();
+    await this.writer.close();
     this.notifier.flush();
     this.store.close();
   }
@@ -251,7 +261,7 @@ export class Daemon {
       ['stated_batches_total', 'counter', 'transactions committed', this.counters.batches],
       ['stated_notify_total', 'counter', 'NOTIFY events', this.counters.notifies],
       ['stated_tbfailed_total', 'counter', 'TBFAILED events', this.counters.failed],
-      ['stated_seq', 'gauge', 'last committed seq', this.core.seq],
+      ['stated_seq', 'gauge', 'last committed seq', this.core.committedSeq],
       ['stated_nodes', 'gauge', 'known nodes', this.core.nodes.size],
       ['stated_waits', 'gauge', 'open waits', this.core.waits.size],
       ['stated_subscriptions', 'gauge', 'open subscriptions', this.hub.size],

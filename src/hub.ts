@@ -162,7 +162,8 @@ export class Hub {
       else sub.cursor = le.seq;
       if (!this.subs.has(sub.id)) return;
     }
-    // Synchronous with the writer: nothing can commit between this read and going live.
+    // The read may already see batches whose commit has not been reported yet
+    // (writer.ts); publish() skips what the cursor passed, so no duplicate and no gap.
     if (rows.length < this.opts.replayChunk) sub.live = true;
     else setImmediate(() => this.replay(sub));
   }

@@ -212,7 +212,7 @@ export class StatedServer {
       const url = new URL(req.url ?? '/', 'http://x');
       const path = url.pathname;
       if (path === '/healthz' && req.method === 'GET') {
-        sendJson(res, 200, { ok: true, seq: this.svc.core.seq });
+        sendJson(res, 200, { ok: true, seq: this.svc.core.committedSeq });
         return;
       }
       const actor = this.svc.auth.authenticate(tokenOf(req));
@@ -258,13 +258,15 @@ export class StatedServer {
         return;
       }
       if (path === '/v1/nodes') {
-        await sendNodes(res, core.seq, [...core.nodes.values()].filter((n) => canSee(actor, n)));
+        // Committed state only (Core.read); node objects are replaced, never changed, so the list stays a snapshot.
+        const [seq, list] = await core.read((c) => [c.seq, [...c.nodes.values()].filter((n) => canSee(actor, n))] as const);
+        await sendNodes(res, seq, list);
         return;
       }
       const m = /^\/v1\/nodes\/([^/]+)(\/history)?$/.exec(path);
       if (m) {
         const id = decodeURIComponent(m[1]!);
-        const n = core.nodes.get(id);
+        const n = await core.read((c) => c.nodes.get(id));
         if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${id}`);
         if (!canSee(actor, n)) throw new StatedError('E_FORBIDDEN', `node ${id} is not yours to see`);
         if (!m[2]) {

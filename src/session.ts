@@ -134,18 +134,22 @@ export class Session {
           const cmd = req.command
             ? c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force === true, actor)
             : null;
+          // Listening from inside the batch: no commit can come between the wait's start and its pushes.
+          this.attach(wait);
           return { seq, cmd };
         });
-        this.attach(wait);
         return { wait, seq: r.seq, ...(r.cmd ? { command: { seq: r.cmd.seq, nodes: r.cmd.nodes, ...(r.cmd.refusals ? { refusals: r.cmd.refusals } : {}) } } : {}) };
       }
       case 'attach': {
         this.ownWait(req.wait);
-        await core.run((c) => c.waits.touch(req.wait, c.now()));
-        this.attach(req.wait);
-        const snap = core.waits.snapshot(req.wait, core.seq);
-        if (!snap) throw new StatedError('E_UNKNOWN_WAIT', `no wait ${req.wait}`);
-        return snap;
+        // Exclusive: the snapshot shows only what is committed, and pushes resume from there.
+        return await core.run((c) => {
+          const snap = c.waits.snapshot(req.wait, c.seq);
+          if (!snap) throw new StatedError('E_UNKNOWN_WAIT', `no wait ${req.wait}`);
+          c.waits.touch(req.wait, c.now());
+          this.attach(req.wait);
+          return snap;
+        }, { exclusive: true });
       }
       case 'waitForState':
         this.ownWait(req.wait);
@@ -172,7 +176,7 @@ export class Session {
           : (e: { objname: string }) => canSee(actor, core.nodes.get(e.objname));
         if (actor.role === 'node') throw new StatedError('E_FORBIDDEN', 'a node token may not subscribe');
         const { sub, start } = hub.subscribe(this.peer, req.filter, req.since, allow);
-        this.reply(id, { sub, seq: core.seq });
+        this.reply(id, { sub, seq: core.committedSeq });
         start();
         return undefined;
       }
@@ -181,15 +185,18 @@ export class Session {
         return {};
       case 'status': {
         if (actor.role === 'node') throw new StatedError('E_FORBIDDEN', 'a node token may only send its own node state');
-        const ids = req.nodes ?? [...core.nodes.keys()].sort();
-        const nodes = [];
-        for (const nid of ids) {
-          const n = core.nodes.get(nid);
-          if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${nid}`);
-          if (canSee(actor, n)) nodes.push(nodeView(n));
-          else if (req.nodes) throw new StatedError('E_FORBIDDEN', `node ${nid} is not yours to see`);
-        }
-        return { seq: core.seq, now: core.now(), nodes };
+        // A read of committed state only: never a state a crash could still take back.
+        return core.read((c) => {
+          const ids = req.nodes ?? [...c.nodes.keys()].sort();
+          const nodes = [];
+          for (const nid of ids) {
+            const n = c.nodes.get(nid);
+            if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${nid}`);
+            if (canSee(actor, n)) nodes.push(nodeView(n));
+            else if (req.nodes) throw new StatedError('E_FORBIDDEN', `node ${nid} is not yours to see`);
+          }
+          return { seq: c.seq, now: c.now(), nodes };
+        });
       }
       case 'registerAgent':
         authorizeAgent(actor);
@@ -231,9 +238,11 @@ export class Session {
         clearTimeout(timer);
         this.timers.delete(timer);
       }
-      const snap = core.waits.snapshot(wait, core.seq);
-      if (!snap) this.send({ re: id, ok: false, error: { code: 'E_UNKNOWN_WAIT', message: `wait ${wait} ended` } });
-      else this.reply(id, { finished: snap.finished, failed: snap.failed, remaining: snap.remaining, failures: snap.failures, seq: snap.seq });
+      // The reply comes from committed state: a node is never reported done on an uncommitted event.
+      core.read((c) => c.waits.snapshot(wait, c.seq)).then((snap) => {
+        if (!snap) this.send({ re: id, ok: false, error: { code: 'E_UNKNOWN_WAIT', message: `wait ${wait} ended` } });
+        else this.reply(id, { finished: snap.finished, failed: snap.failed, remaining: snap.remaining, failures: snap.failures, seq: snap.seq });
+      }, (err: unknown) => this.fail(id, err));
     };
     const snap = core.waits.snapshot(wait, core.seq);
     if (!snap || snap.remaining.length === 0) return finish();

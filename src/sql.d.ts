@@ -3,3 +3,11 @@ declare module '*.sql' {
   const text: string;
   export default text;
 }
+
+// build.mjs bundles src/writer-worker.ts on its own and hands it over as text:
+// the writer thread runs it with `new Worker(source, { eval: true })`, which
+// works inside the single executable, where there is no file to point at.
+declare module 'virtual:writer-worker' {
+  const source: string;
+  export default source;
+}

@@ -12,7 +12,8 @@ import m004 from '../migrations/004_audit.sql';
 import m005 from '../migrations/005_event_chain.sql';
 import m006 from '../migrations/006_node_indexes.sql';
 import { sqliteNativeBinding } from './native.ts';
-import type { LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
+import { OP, type Ops, type Param, WriteApplier } from './writes.ts';
+import type { FailureReason, LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
 /** Numbered migrations, applied in order; PRAGMA user_version records the last one. */
@@ -31,11 +32,28 @@ interface NodeRow {
 export interface AuditRecord { id: number; time: number; actor: string; role: string; action: string; detail: unknown }
 interface EventRow { seq: number; time: number; objtype: string; objname: string; eventtype: string; cid: string | null; extra: string | null }
 
+/** One batch's recorded writes, for the writer thread. */
+export interface RecordedBatch {
+  ops: Ops;
+  /** Client ids the batch logs: answered from memory until it commits. */
+  cids: string[];
+}
+
 export class Store {
   readonly db: Db;
   private readonly s: Record<string, Statement>;
   /** objname -> its latest seq: where history starts following `prev` (migration 005). */
   private heads = new Map<string, number>();
+  private readonly applier: WriteApplier;
+  /**
+   * Writes since record() (writes.ts ops). Outside recording each write is
+   * applied at once on this connection, so reads inside a job see it.
+   */
+  private ops: Ops = [];
+  private recording = false;
+  private cids: string[] = [];
+  /** Client ids of recorded batches that have not committed yet -> their seq. */
+  private readonly pendingCids = new Map<string, number>();
 
   constructor(path: string, opts: StoreOptions = {}) {
     const binding = sqliteNativeBinding();
@@ -47,7 +65,6 @@ export class Store {
     this.migrate();
     const p = (sql: string): Statement => this.db.prepare(sql);
     this.s = {
-      insertEvent: p('INSERT INTO events (seq, time, objtype, objname, eventtype, cid, extra, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       findCid: p('SELECT seq FROM events WHERE cid = ?'),
       maxSeq: p('SELECT coalesce(max(seq), 0) AS seq FROM events'),
       minSeq: p('SELECT min(seq) AS seq FROM events'),
@@ -56,26 +73,13 @@ export class Store {
           SELECT ?, 1 UNION ALL SELECT e.prev, h.n + 1 FROM h JOIN events e ON e.seq = h.seq WHERE e.prev IS NOT NULL AND h.n < ?)
         SELECT events.* FROM h JOIN events ON events.seq = h.seq ORDER BY events.seq DESC`),
       chainHeads: p("SELECT objname, max(seq) AS seq FROM events WHERE objname NOT LIKE '%,%' GROUP BY objname"),
-      // Positional: binding 13 named parameters cost more than the row write itself.
-      upsertNode: p(`INSERT INTO nodes (node_id, type, project, op_mode, state, since, next_mode, prev_mode,
-          timeout_at, timeout_action, timeout_mode, timeout_state, reboot)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT(node_id) DO UPDATE SET type=excluded.type, project=excluded.project, op_mode=excluded.op_mode,
-          state=excluded.state, since=excluded.since, next_mode=excluded.next_mode, prev_mode=excluded.prev_mode,
-          timeout_at=excluded.timeout_at, timeout_action=excluded.timeout_action, timeout_mode=excluded.timeout_mode,
-          timeout_state=excluded.timeout_state, reboot=excluded.reboot`),
-      deleteNode: p('DELETE FROM nodes WHERE node_id = ?'),
       allNodes: p('SELECT * FROM nodes'),
       allTriggers: p('SELECT node_id, op_mode, state, triggers FROM node_triggers'),
-      clearTriggers: p('DELETE FROM node_triggers WHERE node_id = ?'),
-      insertTrigger: p('INSERT OR REPLACE INTO node_triggers (node_id, op_mode, state, triggers) VALUES (?, ?, ?, ?)'),
       getMeta: p('SELECT value FROM meta WHERE key = ?'),
-      setMeta: p('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
-      audit: p('INSERT INTO audit (time, actor, role, action, detail) VALUES (?, ?, ?, ?, ?)'),
       auditList: p('SELECT * FROM audit WHERE id > ? ORDER BY id DESC LIMIT ?'),
-      trimBefore: p('DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq <= ? ORDER BY seq LIMIT ?)'),
       lastBefore: p('SELECT coalesce(max(seq), 0) AS seq FROM events WHERE time < ?'),
     };
+    this.applier = new WriteApplier(this.db);
     this.loadChainHeads();
   }
 
@@ -95,9 +99,64 @@ export class Store {
     try {
       return this.db.transaction(fn)();
     } catch (err) {
-      this.loadChainHeads(); // rolled back: heads the batch moved point at rows that are gone
+      this.rolledBack();
       throw err;
     }
+  }
+
+  /** Memory that follows the log, re-read after a batch was lost (its rows never landed). */
+  rolledBack(): void {
+    this.loadChainHeads();
+    this.ops = [];
+    this.cids = [];
+    this.pendingCids.clear();
+    this.recording = false;
+  }
+
+  /** From now on writes are recorded, not applied: the batch goes to the writer thread. */
+  record(): void {
+    this.recording = true;
+  }
+
+  /** Ends recording; returns what was recorded since record(). */
+  takeBatch(): RecordedBatch {
+    const batch = { ops: this.ops, cids: this.cids };
+    this.ops = [];
+    this.cids = [];
+    this.recording = false;
+    return batch;
+  }
+
+  /** A recorded batch committed: its client ids are in the table now. */
+  committed(batch: RecordedBatch): void {
+    for (const cid of batch.cids) this.pendingCids.delete(cid);
+  }
+
+  /** How many ops are recorded; with truncate(), drops a failed job's writes. */
+  get mark(): number {
+    return this.ops.length;
+  }
+
+  truncate(mark: number): void {
+    this.ops.length = mark;
+  }
+
+  /** Writes are recorded for the writer thread now: a write that must be direct is a bug. */
+  get isRecording(): boolean {
+    return this.recording;
+  }
+
+  private put(...op: Param[]): void {
+    for (const v of op) this.ops.push(v);
+    this.flush();
+  }
+
+  /** Outside recording, applies what was just put, at once. */
+  private flush(): void {
+    if (this.recording) return;
+    const ops = this.ops;
+    this.ops = [];
+    this.applier.apply(ops);
   }
 
   close(): void {
@@ -118,8 +177,14 @@ export class Store {
   insertEvent(seq: number, time: number, e: StatedEvent): void {
     // A multi-node command ("pc1,pc2") is nobody's history: no chain, no head to keep.
     const chained = !e.objname.includes(',');
-    this.s.insertEvent!.run(seq, time, e.objtype, e.objname, e.eventtype, e.id ?? null, extraOf(e), chained ? this.heads.get(e.objname) ?? null : null);
+    // Pushed in place, not through put(): this runs once per event.
+    this.ops.push(OP.event, seq, time, e.objtype, e.objname, e.eventtype, e.id ?? null, extraOf(e), chained ? this.heads.get(e.objname) ?? null : null);
     if (chained) this.heads.set(e.objname, seq);
+    if (e.id !== undefined && this.recording) {
+      this.cids.push(e.id);
+      this.pendingCids.set(e.id, seq);
+    }
+    this.flush();
   }
 
   private loadChainHeads(): void {
@@ -128,6 +193,8 @@ export class Store {
   }
 
   seqForClientId(cid: string): number | null {
+    const pending = this.pendingCids.get(cid);
+    if (pending !== undefined) return pending;
     const row = this.s.findCid!.get(cid) as { seq: number } | undefined;
     return row ? row.seq : null;
   }
@@ -143,10 +210,11 @@ export class Store {
 
   /**
    * Deletes up to `limit` of the oldest events, never past seq `through`
-   * and only from the low end, so what remains is always one unbroken run.
+   * and only from the low end, so what remains is always one unbroken run;
+   * records where the log now starts (`head`: the last seq, should none remain).
    */
-  trim(through: number, limit: number): number {
-    return this.s.trimBefore!.run(through, limit).changes;
+  trim(through: number, limit: number, head: number): void {
+    this.put(OP.trim, through, limit, head);
   }
 
   /** The last seq logged before `time` (0 if none). */
@@ -156,7 +224,7 @@ export class Store {
 
   /** Records who did what (inside the batch of the act itself). */
   audit(time: number, actor: { id: string; role: string }, action: string, detail: unknown): void {
-    this.s.audit!.run(time, actor.id, actor.role, action, detail === undefined ? null : JSON.stringify(detail));
+    this.put(OP.audit, time, actor.id, actor.role, action, detail === undefined ? null : JSON.stringify(detail));
   }
 
   /** The newest audit records after id `after`, newest first. */
@@ -171,7 +239,7 @@ export class Store {
   }
 
   setMeta(key: string, value: string): void {
-    this.s.setMeta!.run(key, value);
+    this.put(OP.meta, key, value);
   }
 
   // --- nodes ----------------------------------------------------------------
@@ -202,17 +270,37 @@ export class Store {
   saveNode(n: NodeState): void {
     const t = n.timeout;
     const idle = n.reboot === NO_REBOOT || (n.reboot.command === null && n.reboot.attempts === 0);
-    this.s.upsertNode!.run(n.id, n.type, n.project, n.mode, n.state, n.since, n.nextMode, n.prevMode,
+    this.ops.push(OP.node, n.id, n.type, n.project, n.mode, n.state, n.since, n.nextMode, n.prevMode,
       t ? t.at : null, t ? t.action : null, t ? t.mode : null, t ? t.state : null, idle ? null : JSON.stringify(n.reboot));
+    this.flush();
   }
 
   saveTriggers(n: NodeState): void {
-    this.s.clearTriggers!.run(n.id);
-    for (const t of n.triggers) this.s.insertTrigger!.run(n.id, t.mode, t.state, t.triggers);
+    this.put(OP.clearTriggers, n.id);
+    for (const t of n.triggers) this.put(OP.trigger, n.id, t.mode, t.state, t.triggers);
   }
 
   deleteNode(id: string): void {
-    this.s.deleteNode!.run(id);
+    this.put(OP.deleteNode, id);
+  }
+
+  // --- waits (their memory is waits.ts's) ------------------------------------
+
+  insertWait(id: string, states: string[], startSeq: number, ttl: number, now: number, owner: string | null, nodes: Iterable<string>): void {
+    this.put(OP.wait, id, JSON.stringify(states), startSeq, ttl, now, owner);
+    for (const node of nodes) this.put(OP.waitNode, id, node);
+  }
+
+  updateWaitNode(id: string, node: string, pos: number, status: string, seq: number | null, reason: FailureReason | null): void {
+    this.put(OP.waitNodeUpdate, pos, status, seq, reason ? JSON.stringify(reason) : null, id, node);
+  }
+
+  deleteWait(id: string): void {
+    this.put(OP.deleteWait, id);
+  }
+
+  touchWait(id: string, now: number): void {
+    this.put(OP.touchWait, now, id);
   }
 
   // --- definitions ----------------------------------------------------------
@@ -227,8 +315,9 @@ export class Store {
     };
   }
 
-  /** Replaces all four definition tables (call inside a transaction). */
+  /** Replaces all four definition tables (call inside a transaction; never while recording). */
   replaceDefinition(d: MachineDefinition): void {
+    if (this.recording) throw new Error('replaceDefinition while writes go to the writer thread: run it as an exclusive job');
     for (const t of ['state_transitions', 'state_timeouts', 'state_triggers', 'mode_transitions']) this.db.exec(`DELETE FROM ${t}`);
     const ins = (sql: string, rows: object[]): void => {
       const st = this.db.prepare(sql);

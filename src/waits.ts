@@ -3,7 +3,8 @@
  * waits are indexed by node so an event costs only the waits that hold its
  * node; rows advance inside the batch transaction of the event that moves them.
  */
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Statement } from 'better-sqlite3';
+import type { Store } from './store.ts';
 import type { FailureReason, StatedEvent } from './types.ts';
 
 export type WaitNodeStatus = 'pending' | 'done' | 'failed' | 'cancelled';
@@ -51,14 +52,10 @@ export class Waits {
   private readonly byNode = new Map<string, Set<Wait>>();
   private readonly s: Record<string, Statement>;
 
-  constructor(private readonly db: Db) {
-    const p = (sql: string): Statement => db.prepare(sql);
+  /** Reads its rows from the store's connection; writes through the store (recorded in the batch). */
+  constructor(private readonly store: Store) {
+    const p = (sql: string): Statement => store.db.prepare(sql);
     this.s = {
-      insertWait: p('INSERT INTO waits (wait_id, states, start_seq, ttl, last_attach, owner) VALUES (?, ?, ?, ?, ?, ?)'),
-      insertNode: p("INSERT INTO wait_nodes (wait_id, node, pos, status) VALUES (?, ?, 0, 'pending')"),
-      updateNode: p('UPDATE wait_nodes SET pos = ?, status = ?, seq = ?, reason = ? WHERE wait_id = ? AND node = ?'),
-      deleteWait: p('DELETE FROM waits WHERE wait_id = ?'),
-      touch: p('UPDATE waits SET last_attach = ? WHERE wait_id = ?'),
       allWaits: p('SELECT * FROM waits'),
       allNodes: p('SELECT * FROM wait_nodes'),
     };
@@ -110,13 +107,12 @@ export class Waits {
   /** Opens a wait that counts events after startSeq (inside the batch). */
   create(id: string, states: string[], nodes: string[], startSeq: number, ttl: number, now: number, owner: string | null): void {
     const w: Wait = { id, states, startSeq, ttl, lastAttach: now, owner, nodes: new Map() };
-    this.s.insertWait!.run(id, JSON.stringify(states), startSeq, ttl, now, owner);
     for (const node of nodes) {
       if (w.nodes.has(node)) continue;
       w.nodes.set(node, { node, pos: 0, status: 'pending', seq: null, reason: null });
-      this.s.insertNode!.run(id, node);
       this.index(w, node);
     }
+    this.store.insertWait(id, states, startSeq, ttl, now, owner, w.nodes.keys());
     this.byId.set(id, w);
   }
 
@@ -142,7 +138,7 @@ export class Waits {
         this.settle(w, wn, 'done', seq, null);
         out.push({ type: 'done', wait: w.id, node: wn.node, seq });
       } else {
-        this.s.updateNode!.run(wn.pos, 'pending', null, null, w.id, wn.node);
+        this.store.updateWaitNode(w.id, wn.node, wn.pos, 'pending', null, null);
         out.push({ type: 'progress', wait: w.id, node: wn.node, state: e.eventtype, remaining: w.states.slice(wn.pos), seq });
       }
     }
@@ -153,7 +149,7 @@ export class Waits {
     wn.status = status;
     wn.seq = seq;
     wn.reason = reason;
-    this.s.updateNode!.run(wn.pos, status, seq, reason ? JSON.stringify(reason) : null, w.id, wn.node);
+    this.store.updateWaitNode(w.id, wn.node, wn.pos, status, seq, reason);
     this.unindex(w, wn.node);
   }
 
@@ -172,7 +168,7 @@ export class Waits {
     if (!w) return false;
     for (const node of w.nodes.keys()) this.unindex(w, node);
     this.byId.delete(id);
-    this.s.deleteWait!.run(id);
+    this.store.deleteWait(id);
     return true;
   }
 
@@ -181,7 +177,7 @@ export class Waits {
     const w = this.byId.get(id);
     if (!w) return;
     w.lastAttach = now;
-    this.s.touch!.run(now, id);
+    this.store.touchWait(id, now);
   }
 
   snapshot(id: string, seq: number): WaitSnapshot | null {

@@ -93,8 +93,8 @@ test('without since only live events come; since at the head goes live at once',
 test('since below trimmed_through: E_HISTORY_COMPACTED; at it: accepted', async () => {
   const { tc, hub } = await setup();
   await boot(tc, 'pc1', 5);
-  tc.store.trim(3, 100);
-  tc.store.setMeta('trimmed_through', '3');
+  tc.store.trim(3, 100, tc.core.seq);
+  assert.equal(tc.store.getMeta('trimmed_through'), '3');
   assert.throws(() => hub.subscribe(new FakePeer(), {}, 2), (err: unknown) =>
     err instanceof StatedError && err.code === 'E_HISTORY_COMPACTED' && /3/.test(err.message));
   assert.equal(hub.size, 0, 'a refused subscription leaves nothing behind');

@@ -13,7 +13,7 @@ const failed = (node: string): StatedEvent => ({ objtype: 'TBFAILED', objname: n
 
 function fresh(): { waits: Waits; store: Store } {
   const store = new Store(':memory:');
-  return { waits: new Waits(store.db), store };
+  return { waits: new Waits(store), store };
 }
 
 test('each node must see the states in order, not necessarily consecutively', () => {
@@ -100,7 +100,7 @@ test('expired() lists waits past ttl since their last attach; touch restarts the
 test('load() on a reopened database restores every wait exactly', () => {
   const file = path.join(tempDir(), 'w.db');
   let store = new Store(file);
-  let waits = new Waits(store.db);
+  let waits = new Waits(store);
   store.transaction(() => {
     waits.create('w', ['SHUTDOWN', 'ISUP'], ['pc1', 'pc2', 'pc3', 'pc4'], 5, 600, T0, 'tok');
     waits.onEvent(6, st('pc1', 'SHUTDOWN'));
@@ -111,7 +111,7 @@ test('load() on a reopened database restores every wait exactly', () => {
   const before = waits.snapshot('w', 9);
   store.close();
   store = new Store(file);
-  waits = new Waits(store.db);
+  waits = new Waits(store);
   waits.load();
   assert.deepEqual(waits.snapshot('w', 9), before);
   assert.deepEqual([before!.finished, before!.failed, before!.remaining], [['pc2'], ['pc3'], ['pc1', 'pc4']]);
