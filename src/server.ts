@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { type Actor, authorizeEvent, authorizeOperator, canSee } from './auth.ts';
 import { StatedError, asStatedError } from './errors.ts';
+import { FrameQueue } from './frames.ts';
 import type { Peer } from './hub.ts';
 import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
 import { type Services, Session } from './session.ts';
@@ -93,13 +94,13 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-/** Corked reply and push bytes written at once (well under the smallest subscriberBuffer, 64 KiB). */
+/** Queued reply and push bytes written at once (well under the smallest subscriberBuffer, 64 KiB). */
 const FLUSH_BYTES = 16 * 1024;
 
 export class StatedServer {
   readonly http: Server;
   private readonly wss: WebSocketServer;
-  readonly sessions = new Set<{ session: Session; ws: WebSocket }>();
+  readonly sessions = new Set<{ session: Session; ws: WebSocket; peer: Peer }>();
 
   constructor(private readonly svc: Services, private readonly extras: ServerExtras) {
     // headersTimeout is only enforced when the server checks its connections: every 30 s by default, so a
@@ -125,7 +126,7 @@ export class StatedServer {
 
   /** Stops accepting, closes every connection. */
   close(): Promise<void> {
-    for (const { ws } of this.sessions) ws.close(1001, 'server shutting down');
+    for (const { peer } of this.sessions) peer.close(1001, 'server shutting down');
     return new Promise((resolve) => {
       this.http.close(() => resolve());
       this.http.closeAllConnections();
@@ -134,8 +135,8 @@ export class StatedServer {
 
   /** Closes connections whose token was revoked. */
   closeRevoked(): void {
-    for (const { session, ws } of this.sessions) {
-      if (!this.svc.auth.isLive(session.actor)) ws.close(4001, 'E_UNAUTHORIZED: token revoked');
+    for (const { session, peer } of this.sessions) {
+      if (!this.svc.auth.isLive(session.actor)) peer.close(4001, 'E_UNAUTHORIZED: token revoked');
     }
   }
 
@@ -156,36 +157,33 @@ export class StatedServer {
   }
 
   private connect(ws: WebSocket, actor: Actor, socket: Duplex): void {
-    // ws writes each frame at once: a batch's 1,000 acknowledgements were 1,000
-    // syscalls. Cork at the first frame, uncork once the batch's promise
-    // continuations have all run (a nextTick queued from a microtask runs after
-    // the microtask queue drains): one write per batch per connection, or per
-    // FLUSH_BYTES, so that bufferedAmount still measures what the peer has not
-    // read (the hub drops slow subscribers by it).
-    let corked = false;
-    const uncork = (): void => {
-      corked = false;
-      socket.uncork();
+    // Replies and pushes are queued and written as one buffer once the batch's
+    // promise continuations have all run (a nextTick queued from a microtask
+    // runs after the microtask queue drains), or at FLUSH_BYTES, so that
+    // bufferedAmount still measures what the peer has not read (the hub drops
+    // slow subscribers by it). Whole frames only, so ws's own writes (pong,
+    // close) can never land inside one of ours.
+    const frames = new FrameQueue();
+    const flush = (): void => {
+      if (frames.empty) return;
+      const buf = frames.take();
+      if (ws.readyState === ws.OPEN && !socket.destroyed) socket.write(buf);
     };
     const peer: Peer = {
       send: (text) => {
         if (ws.readyState !== ws.OPEN) return;
-        if (!corked) {
-          corked = true;
-          socket.cork();
-          process.nextTick(uncork);
-        }
-        ws.send(text);
-        if (socket.writableLength >= FLUSH_BYTES) {
-          socket.uncork();
-          socket.cork();
-        }
+        if (frames.empty) process.nextTick(flush);
+        frames.push(text);
+        if (frames.size >= FLUSH_BYTES) flush();
       },
-      buffered: () => ws.bufferedAmount,
-      close: (code, reason) => ws.close(code, reason.slice(0, 120)),
+      buffered: () => ws.bufferedAmount + frames.size,
+      close: (code, reason) => {
+        flush();
+        ws.close(code, reason.slice(0, 120));
+      },
     };
     const session = new Session(this.svc, actor, peer);
-    const entry = { session, ws };
+    const entry = { session, ws, peer };
     this.sessions.add(entry);
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
@@ -197,7 +195,7 @@ export class StatedServer {
       } catch (err) {
         // A reply that could not even be sent: log it and drop this connection, never the process.
         this.svc.log(`stated: internal error: ${(err as Error).stack ?? String(err)}`);
-        ws.close(1011, 'E_INTERNAL');
+        peer.close(1011, 'E_INTERNAL');
       }
     });
     ws.on('error', () => ws.terminate());
