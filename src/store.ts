@@ -331,9 +331,20 @@ export class Store {
 }
 
 function extraOf(e: StatedEvent): string | null {
-  if (e.mode === undefined && e.valid === undefined && e.message === undefined && e.reason === undefined) return null;
+  if (e.valid === undefined && e.message === undefined && e.reason === undefined) {
+    if (e.mode === undefined) return null;
+    // Most events carry only their mode: one string per op mode, not a JSON.stringify per event.
+    let text = MODE_ONLY.get(e.mode);
+    if (text === undefined) {
+      text = JSON.stringify({ mode: e.mode });
+      if (MODE_ONLY.size < 1024) MODE_ONLY.set(e.mode, text);
+    }
+    return text;
+  }
   return JSON.stringify({ mode: e.mode, valid: e.valid, message: e.message, reason: e.reason });
 }
+
+const MODE_ONLY = new Map<string, string>();
 
 function eventOf(r: EventRow): LoggedEvent {
   const event: StatedEvent = { objtype: r.objtype, objname: r.objname, eventtype: r.eventtype };
