@@ -1,14 +1,17 @@
 /**
  * The practical limit: better-sqlite3 in this process writing the rows the
  * daemon writes for the same events — no network, no parsing, no engine.
- * It goes through the project's own Store (same file format, pragmas,
- * migrations and prepared statements), so a schema change moves both sides.
+ * It goes through the project's own Store and WriteApplier (same file format,
+ * pragmas, migrations and prepared statements), so a schema change moves both
+ * sides: each batch's writes are recorded and then run in one transaction,
+ * just as the daemon's writer thread runs them, without the thread.
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Machine } from '../src/machine.ts';
 import { Store } from '../src/store.ts';
 import type { NodeState } from '../src/types.ts';
+import { type Ops, WriteApplier } from '../src/writes.ts';
 import { NO_REBOOT } from '../src/types.ts';
 import { eventAt, nodeNames } from './_events.ts';
 
@@ -36,29 +39,31 @@ export function runLimit(dir: string, o: { nodes: number; events: number; batch:
     }));
     store.transaction(() => { for (const n of states) store.saveNode(n); });
 
+    const applier = new WriteApplier(store.db);
+    const commit = store.db.transaction((ops: Ops) => applier.apply(ops));
     const dirty = new Set<NodeState>();
     let seq = 0;
     let transactions = 0;
     const t0 = performance.now();
     for (let start = 0; start < events; start += batch) {
       const end = Math.min(events, start + batch);
-      store.transaction(() => {
-        for (let i = start; i < end; i++) {
-          const { node, state } = eventAt(i, nodes);
-          const n = states[node]!;
-          const now = Date.now();
-          // What the engine leaves in the row: the state, since, and the state's timeout (SPEC §4.2).
-          const to = machine.timeout(n.mode, state);
-          n.state = state;
-          n.since = now;
-          n.timeout = to ? { at: now + to.seconds * 1000, action: to.action, mode: n.mode, state } : null;
-          store.insertEvent(++seq, now, { objtype: 'TBNODESTATE', objname: n.id, eventtype: state, mode: n.mode });
-          if (o.nodeRowPerEvent) store.saveNode(n);
-          else dirty.add(n);
-        }
-        for (const n of dirty) store.saveNode(n);
-        dirty.clear();
-      });
+      store.record();
+      for (let i = start; i < end; i++) {
+        const { node, state } = eventAt(i, nodes);
+        const n = states[node]!;
+        const now = Date.now();
+        // What the engine leaves in the row: the state, since, and the state's timeout (SPEC §4.2).
+        const to = machine.timeout(n.mode, state);
+        n.state = state;
+        n.since = now;
+        n.timeout = to ? { at: now + to.seconds * 1000, action: to.action, mode: n.mode, state } : null;
+        store.insertEvent(++seq, now, { objtype: 'TBNODESTATE', objname: n.id, eventtype: state, mode: n.mode });
+        if (o.nodeRowPerEvent) store.saveNode(n);
+        else dirty.add(n);
+      }
+      for (const n of dirty) store.saveNode(n);
+      dirty.clear();
+      commit(store.takeBatch().ops);
       transactions++;
     }
     return { elapsedMs: performance.now() - t0, transactions };
