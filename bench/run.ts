@@ -16,6 +16,7 @@ import { type BenchDaemon, cpuMs, repoRoot, startDaemon } from './_daemon.ts';
 import { runLimit } from './_limit.ts';
 import { addNodes, connect, pushEvents } from './_load.ts';
 
+const LIMIT_RUNS = 3;
 const DEFAULTS = { nodes: 1000, events: 200_000, window: 5000 };
 type Options = typeof DEFAULTS;
 
@@ -89,8 +90,15 @@ async function main(): Promise<void> {
     const rate = o.events / (load.elapsedMs / 1000);
 
     const batch = Math.max(1, Math.round(meanBatch));
-    const limitRate = o.events / (runLimit(dir, { ...o, batch, nodeRowPerEvent: false }).elapsedMs / 1000);
-    const perEventRate = o.events / (runLimit(dir, { ...o, batch, nodeRowPerEvent: true }).elapsedMs / 1000);
+    // The best of LIMIT_RUNS: a limit is what SQLite can do, and on a shared
+    // machine one run of it can land in a slow spell and flatter the ratio.
+    const best = (nodeRowPerEvent: boolean): number => {
+      let ms = Infinity;
+      for (let i = 0; i < LIMIT_RUNS; i++) ms = Math.min(ms, runLimit(dir, { ...o, batch, nodeRowPerEvent, run: i }).elapsedMs);
+      return o.events / (ms / 1000);
+    };
+    const limitRate = best(false);
+    const perEventRate = best(true);
 
     const rows: [string, string][] = [
       ['events', int(o.events)],
@@ -99,7 +107,7 @@ async function main(): Promise<void> {
       ['elapsed', `${(load.elapsedMs / 1000).toFixed(2)} s`],
       ['durable events/s', int(rate)],
       ['mean batch size', `${meanBatch.toFixed(1)} events/txn (${int(batches)} txns)`],
-      ['limit events/s', `${int(limitRate)} (better-sqlite3, same rows and batch, no network)`],
+      ['limit events/s', `${int(limitRate)} (better-sqlite3, same rows and batch, no network; best of ${LIMIT_RUNS})`],
       ['ratio daemon/limit', (rate / limitRate).toFixed(2)],
       ['limit, node row/event', `${int(perEventRate)} (a node upsert per event, not per batch), ratio ${(rate / perEventRate).toFixed(2)}`],
       ['daemon peak RSS', rss === null ? 'n/a' : `${(rss / 1048576).toFixed(1)} MiB`],
