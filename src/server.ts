@@ -162,7 +162,9 @@ export class StatedServer {
     // runs after the microtask queue drains), or at FLUSH_BYTES, so that
     // bufferedAmount still measures what the peer has not read (the hub drops
     // slow subscribers by it). Whole frames only, so ws's own writes (pong,
-    // close) can never land inside one of ours.
+    // close) can never land inside one of ours; and ws's sender never holds a
+    // frame back to write later (it would only while compressing, and
+    // perMessageDeflate is off), so ours cannot overtake one of its.
     const frames = new FrameQueue();
     const flush = (): void => {
       if (frames.empty) return;
@@ -264,15 +266,15 @@ export class StatedServer {
       const m = /^\/v1\/nodes\/([^/]+)(\/history)?$/.exec(path);
       if (m) {
         const id = decodeURIComponent(m[1]!);
-        const n = await core.read((c) => c.nodes.get(id));
+        const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 100) || 100, 1), 10_000);
+        // Inside the read: only there do the store's chain heads match the disk (none in flight).
+        const { n, events } = await core.read((c) => {
+          const node = c.nodes.get(id);
+          return { n: node, events: node && m[2] && canSee(actor, node) ? c.store.history(id, limit) : [] };
+        });
         if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${id}`);
         if (!canSee(actor, n)) throw new StatedError('E_FORBIDDEN', `node ${id} is not yours to see`);
-        if (!m[2]) {
-          sendJson(res, 200, nodeView(n));
-          return;
-        }
-        const limit = Math.min(Math.max(Number(url.searchParams.get('limit') ?? 100) || 100, 1), 10_000);
-        sendJson(res, 200, { node: id, events: core.store.history(id, limit) });
+        sendJson(res, 200, m[2] ? { node: id, events } : nodeView(n));
         return;
       }
       throw new StatedError('E_NOT_FOUND', `no route GET ${path}`);
