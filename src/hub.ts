@@ -46,6 +46,8 @@ export interface HubOptions {
 }
 
 const SLOW_CLOSE = 4008;
+/** Close code when retention overtakes a replay (the reason starts with E_HISTORY_COMPACTED). */
+const COMPACTED_CLOSE = 4010;
 
 export class Hub {
   private readonly subs = new Map<string, Sub>();
@@ -157,6 +159,13 @@ export class Hub {
       return;
     }
     const rows = this.store.eventsAfter(sub.cursor, this.opts.replayChunk);
+    // The log has no holes, so a first row past cursor+1 means retention trimmed
+    // the events in between since the subscribe (or the last chunk): say so, never skip.
+    if (rows.length > 0 && rows[0]!.seq !== sub.cursor + 1) {
+      this.dropPeer(sub.peer);
+      sub.peer.close(COMPACTED_CLOSE, `E_HISTORY_COMPACTED: events after seq ${sub.cursor} were trimmed during replay`);
+      return;
+    }
     for (const le of rows) {
       if (this.matches(sub, le.event)) this.sendEvent(sub, le, JSON.stringify(le.event));
       else sub.cursor = le.seq;

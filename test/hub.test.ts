@@ -103,6 +103,21 @@ test('since below trimmed_through: E_HISTORY_COMPACTED; at it: accepted', async 
   assert.deepEqual(peer.seqs, [4, 5]);
 });
 
+// §3: retention that overtakes a replay in progress (a trim committed between
+// chunks, or between subscribe and the first read) closes it, never skips.
+test('a trim that overtakes a replay closes the subscriber with E_HISTORY_COMPACTED instead of skipping', async () => {
+  const { tc, hub } = await setup({ replayChunk: 2 });
+  await boot(tc, 'pc1', 6);
+  const peer = new FakePeer();
+  hub.subscribe(peer, {}, 0).start(); // sends 1, 2; the next chunk comes later
+  assert.deepEqual(peer.seqs, [1, 2]);
+  tc.store.trim(4, 100, tc.core.seq); // 1..4 go: 3 and 4 were never sent
+  for (let i = 0; i < 3; i++) await tick();
+  assert.deepEqual(peer.seqs, [1, 2], 'nothing past the hole');
+  assert.deepEqual(peer.closed, [[4010, 'E_HISTORY_COMPACTED: events after seq 2 were trimmed during replay']]);
+  assert.equal(hub.size, 0);
+});
+
 // §3 filter: each of objtype, objname, eventtype a list, absent = any; the same in replay and live.
 test('filters apply to replayed and live events alike, and so does allow', async () => {
   const { tc, hub } = await setup();
