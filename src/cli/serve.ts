@@ -3,6 +3,9 @@ import { defineCommand } from 'citty';
 import { Daemon } from '../daemon.ts';
 import { fail, usage } from './output.ts';
 
+/** How long a stop may take to commit what is queued before the daemon exits regardless. */
+const STOP_LIMIT_S = 30;
+
 export default defineCommand({
   meta: { name: 'serve', description: 'run the daemon' },
   args: {
@@ -27,9 +30,16 @@ export default defineCommand({
     }
     let stopping = false;
     const stop = (): void => {
-      if (stopping) return;
+      // A second signal, or a commit that hangs (a lock held elsewhere, a dead disk),
+      // must not leave an operator with a daemon that will not go: exit, saying what.
+      const abandon = (why: string): void => {
+        process.stderr.write(`stated: E_UNAVAILABLE: ${why}; exiting without waiting for the pending commits (what was not acknowledged was not committed)\n`);
+        process.exit(70);
+      };
+      if (stopping) return abandon('a second stop signal');
       stopping = true;
-      void daemon.stop().then(() => process.exit(0));
+      setTimeout(() => abandon(`stop took over ${STOP_LIMIT_S} s`), STOP_LIMIT_S * 1000).unref();
+      daemon.stop().then(() => process.exit(0), (err: unknown) => abandon(`stop failed: ${(err as Error).message}`));
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
