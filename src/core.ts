@@ -103,13 +103,18 @@ export class Core {
   committedSeq = 0;
   /** Called after every commit; the daemon fans out from here. */
   onCommit: (c: Committed) => void = () => {};
+  /**
+   * Called once memory has been rebuilt from SQLite after a lost batch: the
+   * deadlines it held may now be due (the daemon fires them and re-arms).
+   */
+  onRebuilt: (err: Error) => void = () => {};
   /** When false (unit tests), nothing ticks by itself: call tick(). */
   autoTick = true;
 
   private queue: Job[] = [];
   private scheduled = false;
   /** A pipelined batch failed: no new batch until the ones in flight are answered and memory is rebuilt. */
-  private broken = false;
+  private broken: Error | null = null;
   private pending: { event: StatedEvent; forced: boolean }[] = [];
   private out: Committed = { events: [], waits: [], effects: [] };
   private dirty = new Set<string>();
@@ -222,7 +227,7 @@ export class Core {
         this.runHere(this.take(() => true));
         return;
       }
-      if (this.broken || w.inFlight >= MAX_IN_FLIGHT) return;
+      if (this.broken !== null || w.inFlight >= MAX_IN_FLIGHT) return;
       if (this.queue[0]!.exclusive) {
         if (w.inFlight > 0) return;
         this.runHere(this.take((j) => j.exclusive));
@@ -257,6 +262,7 @@ export class Core {
       this.load();
       const e = asStatedError(err);
       for (const job of jobs) job.done(e, undefined);
+      this.onRebuilt(e);
       return;
     }
     const committed = this.out;
@@ -280,7 +286,7 @@ export class Core {
       this.reset();
       const e = asStatedError(err);
       for (const job of jobs) job.done(e, undefined);
-      this.broke();
+      this.broke(e);
       return;
     }
     const committed = this.out;
@@ -290,24 +296,26 @@ export class Core {
       if (err !== null) {
         const e = asStatedError(err);
         for (const job of jobs) job.done(e, undefined);
-        this.broke();
+        this.broke(e);
         return;
       }
       this.store.committed(batch);
       this.committedSeq = seq;
       this.finish(jobs, committed);
-      if (this.broken) this.broke();
+      if (this.broken !== null) this.broke(this.broken);
       else this.tick();
     });
   }
 
   /** After a lost pipelined batch: the batches after it are refused too; once all are answered, reload. */
-  private broke(): void {
-    this.broken = true;
+  private broke(err: Error): void {
+    this.broken ??= err; // the first loss is the cause; the refusals behind it only follow from it
     if (this.writer !== null && this.writer.inFlight > 0) return; // the last answer calls again
-    this.broken = false;
+    const cause = this.broken;
+    this.broken = null;
     this.store.rolledBack();
     this.load();
+    this.onRebuilt(cause);
     this.schedule();
   }
 

@@ -92,6 +92,12 @@ export class Daemon {
     };
     this.server = new StatedServer(svc, { metrics: () => this.metrics() });
     this.core.onCommit = (c) => this.committed(c);
+    this.core.onRebuilt = (err) => {
+      // The lost batch may have held a timeout's firing or moved a deadline: what is due fires now.
+      this.log(`stated: E_INTERNAL: a batch was not committed (${err.message}); its senders got the error, state was rebuilt from the database`);
+      this.core.fireDue();
+      this.armTimer();
+    };
   }
 
   /** The driver for a node type, cached until the config reloads. */
@@ -184,7 +190,8 @@ export class Daemon {
   private runScript(node: string, name: string): void {
     const dir = this.config.scriptDir;
     const fail = (why: string): void => {
-      void this.core.run((c) => c.applyEvent({ objtype: 'NOTIFY', objname: node, eventtype: 'SCRIPT_FAILED', message: `${node}: SCRIPT:${name}: ${why}` }));
+      this.core.run((c) => c.applyEvent({ objtype: 'NOTIFY', objname: node, eventtype: 'SCRIPT_FAILED', message: `${node}: SCRIPT:${name}: ${why}` }))
+        .catch((err: unknown) => this.log(`stated: could not log SCRIPT_FAILED for ${node}: ${(err as Error).message}; ${why}`));
     };
     // The name comes from definitions; still, it may not climb out of the script directory.
     if (!dir) return fail('no scriptDir configured');

@@ -93,7 +93,7 @@ async function rig(nodes: string[], route: (type: string) => Route, typeOf: (nod
   const tc = makeCore();
   await tc.step((c) => { for (const id of nodes) c.addNode(id, { type: typeOf(id), mode: 'NORMALv2', state: 'ISUP' }); });
   const logs: string[] = [];
-  const s = new Scheduler(tc.core, route, (l) => logs.push(l));
+  const s = new Scheduler(tc.core, route, (l) => logs.push(l), [5, 5]);
   tc.core.onCommit = (c: Committed) => {
     tc.commits.push(c);
     for (const e of c.effects) if (e.t === 'action') s.submit(e.node, e.command, e.attempt);
@@ -185,6 +185,31 @@ test('Scheduler: an ok result arms TBCOMMAND/REBOOT CMDRETRY (75 s); a rejected 
   const notify = tc.commits.flatMap((c) => c.events).find((le) => le.event.objtype === 'NOTIFY' && le.event.objname === 'pc2');
   assert.equal(notify?.event.eventtype, 'DRIVER_FAILED');
   assert.match(notify!.event.message!, /attempt 1 failed: driver error: controller on fire/);
+});
+
+test('Scheduler: a result whose batch is lost is recorded again; after the last retry it is given up, loudly', async () => {
+  const d = new FakeDriver();
+  const { tc, logs } = await rig(['pc1', 'pc2'], () => lane(d, 16));
+  await tc.step((c) => c.applyEvent(reboot(['pc1', 'pc2'])));
+  await flush();
+  // The core's next batches are lost (as a batch refused behind a failed one is).
+  const run = tc.core.run.bind(tc.core);
+  let lose = 2;
+  tc.core.run = ((fn, opts) => (lose-- > 0 ? Promise.reject(new Error('batch lost')) : run(fn, opts))) as typeof tc.core.run;
+  await d.finish('pc1', { ok: true });
+  await new Promise((r) => setTimeout(r, 50));
+  await flush();
+  const n1 = tc.core.nodes.get('pc1')!;
+  assert.equal(n1.reboot.inFlight, false, 'recorded on the third try');
+  assert.equal(n1.timeout?.action, 'CMDRETRY');
+  assert.equal(logs.filter((l) => /could not record REBOOT result for pc1: batch lost; trying again/.test(l)).length, 2);
+
+  lose = 3; // more than the retries
+  await d.finish('pc2', { ok: true });
+  await new Promise((r) => setTimeout(r, 50));
+  await flush();
+  assert.equal(tc.core.nodes.get('pc2')!.reboot.inFlight, true, 'never recorded: the next start runs the action again');
+  assert.ok(logs.some((l) => /E_INTERNAL: could not record REBOOT result for pc2: .*gave up/.test(l)), logs.join('\n'));
 });
 
 test('Scheduler: a driver that throws instead of rejecting is a failed attempt and frees its slot and its node', async () => {

@@ -131,3 +131,64 @@ test('a lost batch fails its jobs and the batch behind it; memory is rebuilt fro
   assert.deepEqual(store.eventsAfter(base, 10).map((le) => `${le.seq} ${le.event.objname} ${le.event.eventtype}`),
     [`${base + 1} pc1 PXEBOOTING`]);
 });
+
+test('a lost batch: onRebuilt hears the first cause once; deadlines and states are the committed ones again', async () => {
+  const { core, writer } = setup(['pc1', 'pc2']);
+  const told: string[] = [];
+  core.onRebuilt = (err) => told.push(err.message);
+  // pc1 boots to BOOTING (Emulab NORMALv2/BOOTING: 180 s, REBOOT) and that commits.
+  for (const s of ['SHUTDOWN', 'PXEBOOTING', 'BOOTING']) void core.run((c) => c.applyEvent(st('pc1', s)), { checksFirst: true });
+  core.tick();
+  writer.commit();
+  const booting = core.nodes.get('pc1')!.timeout!;
+  assert.equal(booting.action, 'REBOOT');
+
+  const a = core.run((c) => c.applyEvent(st('pc1', 'TBSETUP')), { checksFirst: true }); // replaces the deadline
+  core.tick();
+  const b = core.run((c) => c.applyEvent(st('pc2', 'SHUTDOWN')), { checksFirst: true });
+  core.tick();
+  assert.notEqual(core.nodes.get('pc1')!.timeout!.at, booting.at);
+  writer.lose('disk full');
+  writer.lose('an earlier batch failed; this one was not written');
+  await Promise.allSettled([a, b]);
+  assert.deepEqual(told, ['disk full'], 'once, with the cause, not the refusal behind it');
+  assert.deepEqual(core.nodes.get('pc1')!.timeout, booting, 'the committed deadline is back');
+  assert.equal(core.nodes.get('pc1')!.state, 'BOOTING');
+  assert.equal(core.timers.peek(), booting.at, 'and armed in the heap');
+});
+
+test('a resend of an id whose batch is in flight gets the same seq once that commits; after a loss the id is new again', async () => {
+  const { core, store, writer } = setup(['pc1']);
+  const first = core.run((c) => c.applyEvent(st('pc1', 'SHUTDOWN', 'boot-1')), { checksFirst: true });
+  core.tick();
+  const again = core.run((c) => c.applyEvent(st('pc1', 'SHUTDOWN', 'boot-1')), { checksFirst: true });
+  core.tick();
+  writer.commit();
+  writer.commit();
+  const r1 = await first;
+  assert.deepEqual(await again, { seq: r1.seq, duplicate: true });
+  assert.equal(store.maxSeq(), r1.seq, 'logged once');
+
+  const lost = core.run((c) => c.applyEvent(st('pc1', 'PXEBOOTING', 'boot-2')), { checksFirst: true });
+  core.tick();
+  writer.lose('disk full');
+  await assert.rejects(lost, /disk full/);
+  const retry = core.run((c) => c.applyEvent(st('pc1', 'PXEBOOTING', 'boot-2')), { checksFirst: true });
+  core.tick();
+  writer.commit();
+  assert.deepEqual(await retry, { seq: r1.seq + 1, duplicate: false }, 'applied, with the next seq');
+});
+
+test('history read through Core.read while a batch is in flight is the committed chain, not empty', async () => {
+  const { core, store, writer } = setup(['pc1']);
+  void core.run((c) => c.applyEvent(st('pc1', 'SHUTDOWN')), { checksFirst: true });
+  core.tick();
+  writer.commit();
+  void core.run((c) => c.applyEvent(st('pc1', 'PXEBOOTING')), { checksFirst: true });
+  core.tick(); // in flight: the store's chain head already names its seq
+  const h = core.read((c) => c.store.history('pc1', 10).map((le) => le.event.eventtype));
+  core.tick();
+  writer.commit();
+  assert.deepEqual(await h, ['PXEBOOTING', 'SHUTDOWN']);
+  assert.deepEqual(store.history('pc1', 10).map((le) => le.event.eventtype), ['PXEBOOTING', 'SHUTDOWN']);
+});

@@ -9,6 +9,9 @@ import type { DriverConfig } from '../config.ts';
 import type { Core } from '../core.ts';
 import type { Action, Driver } from './action.ts';
 
+/** About 10 s of retries: a lost batch is rebuilt within one commit; a store that keeps failing is not. */
+const RECORD_RETRY_MS = [100, 500, 1000, 2000, 5000];
+
 export interface Route {
   driver: Driver;
   /** Which queue and limit the action counts against. */
@@ -37,6 +40,8 @@ export class Scheduler {
     private readonly core: Core,
     private readonly route: (type: string) => Route,
     private readonly log: (line: string) => void,
+    /** Waits before trying again to record a result whose batch was lost. */
+    private readonly recordRetryMs: readonly number[] = RECORD_RETRY_MS,
   ) {}
 
   /** Actions running or queued (for metrics and the dashboard). */
@@ -91,16 +96,30 @@ export class Scheduler {
     Promise.resolve()
       .then(() => r.driver.run(a, r.timeoutMs))
       .catch((err: unknown) => ({ ok: false, message: `driver error: ${(err as Error).message}` }))
-      .then((res) => {
+      .then(async (res) => {
         this.routes.delete(a.id);
-        if (this.superseded.delete(a.id)) return;
         const input = {
           kind: 'actionResult' as const, command: a.requested, attempt: a.attempt, ok: res.ok, actual: a.command,
           ...(res.message === undefined ? {} : { message: res.message }),
         };
-        void this.core.run((c) => c.applyInput(a.node, input)).catch((err: unknown) => {
-          this.log(`stated: could not record ${a.command} result for ${a.node}: ${(err as Error).message}`);
-        });
+        // Only this result re-arms the node's reboot: were it lost with its batch, the node
+        // would stay "rebooting" for good. The node stays busy meanwhile, so a newer action
+        // still supersedes it.
+        for (let i = 0; ; i++) {
+          if (this.superseded.delete(a.id)) return;
+          try {
+            await this.core.run((c) => c.applyInput(a.node, input));
+            return;
+          } catch (err) {
+            const why = `could not record ${a.command} result for ${a.node}: ${(err as Error).message}`;
+            if (i >= this.recordRetryMs.length) {
+              this.log(`stated: E_INTERNAL: ${why}; gave up, the node's reboot resumes at the next start`);
+              return;
+            }
+            this.log(`stated: ${why}; trying again in ${this.recordRetryMs[i]} ms`);
+            await new Promise((r) => setTimeout(r, this.recordRetryMs[i]));
+          }
+        }
       })
       .finally(() => {
         lane.active--;
