@@ -137,6 +137,9 @@ export class Session {
           // Listening from inside the batch: no commit can come between the wait's start and its pushes.
           this.attach(wait);
           return { seq, cmd };
+        }).catch((err: unknown) => {
+          this.detach(wait); // the batch was lost: there is no such wait
+          throw err;
         });
         return { wait, seq: r.seq, ...(r.cmd ? { command: { seq: r.cmd.seq, nodes: r.cmd.nodes, ...(r.cmd.refusals ? { refusals: r.cmd.refusals } : {}) } } : {}) };
       }
@@ -165,8 +168,7 @@ export class Session {
       case 'endStateWait': {
         this.ownWait(req.wait);
         await core.run((c) => c.waits.end(req.wait));
-        this.attached.get(req.wait)?.();
-        this.attached.delete(req.wait);
+        this.detach(req.wait);
         this.svc.relay.poke(req.wait);
         return {};
       }
@@ -221,6 +223,11 @@ export class Session {
     }
   }
 
+  private detach(wait: string): void {
+    this.attached.get(wait)?.();
+    this.attached.delete(wait);
+  }
+
   private attach(wait: string): void {
     if (this.attached.has(wait)) return;
     this.attached.set(wait, this.svc.relay.listen(wait, (u: WaitUpdate | null) => { if (u) this.send(u); }));
@@ -229,32 +236,42 @@ export class Session {
   /** Replies once every node is done or failed, or at the timeout (0: no timeout). */
   private waitFor(wait: string, timeoutS: number, id: unknown): void {
     const { core, relay } = this.svc;
+    const deadline = timeoutS > 0 ? Date.now() + timeoutS * 1000 : null;
     let timer: NodeJS.Timeout | undefined;
     let stop = (): void => {};
-    const finish = (): void => {
+    const settle = (timedOut: boolean): void => {
       stop();
       this.waiting.delete(stop);
+      stop = () => {};
       if (timer) {
         clearTimeout(timer);
         this.timers.delete(timer);
+        timer = undefined;
       }
       // The reply comes from committed state: a node is never reported done on an uncommitted event.
       core.read((c) => c.waits.snapshot(wait, c.seq)).then((snap) => {
+        if (this.closed) return;
+        // Memory ran ahead of a batch that was then lost: not done after all, keep waiting.
+        if (snap && snap.remaining.length > 0 && !timedOut) return listen();
         if (!snap) this.send({ re: id, ok: false, error: { code: 'E_UNKNOWN_WAIT', message: `wait ${wait} ended` } });
         else this.reply(id, { finished: snap.finished, failed: snap.failed, remaining: snap.remaining, failures: snap.failures, seq: snap.seq });
       }, (err: unknown) => this.fail(id, err));
     };
-    const snap = core.waits.snapshot(wait, core.seq);
-    if (!snap || snap.remaining.length === 0) return finish();
-    stop = relay.listen(wait, () => {
-      const s = core.waits.snapshot(wait, core.seq);
-      if (!s || s.remaining.length === 0) finish();
-    });
-    this.waiting.add(stop);
-    if (timeoutS > 0) {
-      timer = setTimeout(finish, timeoutS * 1000);
-      this.timers.add(timer);
-    }
+    // Memory (which may run ahead of the disk) says when to look; settle() looks at what is committed.
+    const listen = (): void => {
+      const snap = core.waits.snapshot(wait, core.seq);
+      if (!snap || snap.remaining.length === 0) return settle(false);
+      stop = relay.listen(wait, () => {
+        const s = core.waits.snapshot(wait, core.seq);
+        if (!s || s.remaining.length === 0) settle(false);
+      });
+      this.waiting.add(stop);
+      if (deadline !== null) {
+        timer = setTimeout(() => settle(true), Math.max(0, deadline - Date.now()));
+        this.timers.add(timer);
+      }
+    };
+    listen();
   }
 
   /** The connection went away: its waits keep advancing in SQLite, only pushes stop. */
