@@ -3,8 +3,7 @@
  *
  * A SEA cannot `require` a `.node` file from inside itself, so build.mjs embeds
  * the addon as an asset; here it is written to a private temp file and loaded
- * with `process.dlopen`. Outside the SEA, better-sqlite3 finds its addon in
- * node_modules as usual.
+ * with `process.dlopen`. Outside the SEA it is node_modules' build/Release file.
  *
  * The writer thread (writer.ts) must load the very same file: two copies of
  * SQLite in one process do not see each other's POSIX locks and can corrupt
@@ -22,9 +21,16 @@ const ASSET = 'better_sqlite3.node';
 
 let cached: { binding: object | undefined; file: string | undefined; dir: string | undefined } | undefined;
 
-/** The addon object to pass as better-sqlite3's `nativeBinding`, or undefined outside the SEA. */
-export function sqliteNativeBinding(): object | undefined {
-  return loaded().binding;
+/**
+ * The addon object to pass as better-sqlite3's `nativeBinding`. Outside the
+ * SEA too it is loaded from sqliteAddonFile(), not found by `bindings`' own
+ * search (which would take a Debug build first): the writer thread loads
+ * that file, and both must be the one library.
+ */
+export function sqliteNativeBinding(): object {
+  const c = loaded();
+  c.binding ??= loadAddonFile(sqliteAddonFile());
+  return c.binding;
 }
 
 /** The path of the addon file this process loads SQLite from (for the writer thread's dlopen). */

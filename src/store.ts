@@ -56,8 +56,7 @@ export class Store {
   private readonly pendingCids = new Map<string, number>();
 
   constructor(path: string, opts: StoreOptions = {}) {
-    const binding = sqliteNativeBinding();
-    this.db = binding ? new Database(path, { nativeBinding: binding as never }) : new Database(path);
+    this.db = new Database(path, { nativeBinding: sqliteNativeBinding() as never });
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
     this.db.pragma('foreign_keys = ON');
