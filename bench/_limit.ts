@@ -26,10 +26,9 @@ export interface LimitResult {
  * writes each dirty node once per batch — or, with `nodeRowPerEvent`, one
  * node upsert per event (the issue's wording of the limit).
  */
-export function runLimit(dir: string, o: { nodes: number; events: number; batch: number; nodeRowPerEvent: boolean; run?: number }): LimitResult {
+export function runLimit(dir: string, o: { nodes: number; events: number; batch: number; nodeRowPerEvent: boolean }): LimitResult {
   const { nodes, events, batch } = o;
-  // A fresh database per run: every run starts from the same empty log.
-  const file = path.join(dir, `${o.nodeRowPerEvent ? 'limit-per-event' : 'limit'}-${o.run ?? 0}.db`);
+  const file = path.join(dir, o.nodeRowPerEvent ? 'limit-per-event.db' : 'limit.db');
   const store = new Store(file); // WAL, synchronous FULL: the daemon's defaults
   try {
     const machine = new Machine(store.loadDefinition());

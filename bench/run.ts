@@ -5,8 +5,8 @@
  * network — the practical limit — and their ratio. Design target on 2 cores:
  * >= 50,000 events/s and >= 0.5 of the limit. Prints figures, asserts none.
  *
- *   node .build/bench/run.mjs [--nodes 1000] [--events 200000] [--window 5000]
- *   (or BENCH_NODES / BENCH_EVENTS / BENCH_WINDOW; STATED_BIN picks the executable)
+ *   node .build/bench/run.mjs [--nodes 1000] [--events 200000] [--window 5000] [--rounds 3]
+ *   (or BENCH_NODES / BENCH_EVENTS / BENCH_WINDOW / BENCH_ROUNDS; STATED_BIN picks the executable)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,8 +16,7 @@ import { type BenchDaemon, cpuMs, repoRoot, startDaemon } from './_daemon.ts';
 import { runLimit } from './_limit.ts';
 import { addNodes, connect, pushEvents } from './_load.ts';
 
-const LIMIT_RUNS = 3;
-const DEFAULTS = { nodes: 1000, events: 200_000, window: 5000 };
+const DEFAULTS = { nodes: 1000, events: 200_000, window: 5000, rounds: 3 };
 type Options = typeof DEFAULTS;
 
 function options(argv: string[]): Options {
@@ -41,11 +40,64 @@ function options(argv: string[]): Options {
 }
 
 function usage(why: string): never {
-  process.stderr.write(`bench: ${why}\nusage: run.mjs [--nodes N] [--events E] [--window W]\n`);
+  process.stderr.write(`bench: ${why}\nusage: run.mjs [--nodes N] [--events E] [--window W] [--rounds R]\n`);
   process.exit(64);
 }
 
 const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+interface Round {
+  rate: number;
+  meanBatch: number;
+  batches: number;
+  limitRate: number;
+  perEventRate: number;
+  rss: number | null;
+  daemonCpuMs: number | null;
+  clientCpuMs: number;
+  logged: number;
+}
+
+/** One round: a fresh daemon takes the load, then the limit runs at the batch size it used. */
+async function round(o: Options, bin: string, dir: string, n: number, track: (d: BenchDaemon | undefined, ws: WebSocket | undefined) => void): Promise<Round> {
+  const here = path.join(dir, `round-${n}`);
+  fs.mkdirSync(here);
+  const daemon = await startDaemon(bin, here);
+  track(daemon, undefined);
+  const ws = await connect(daemon.wsUrl, daemon.token);
+  track(daemon, ws);
+  await addNodes(ws, o.nodes);
+  const before = await daemon.metrics();
+  const cpu0 = cpuMs(daemon.pid);
+  const load = await pushEvents(ws, o);
+  const cpu1 = cpuMs(daemon.pid);
+  const after = await daemon.metrics();
+  const rss = daemon.peakRss();
+  ws.close();
+  await daemon.stop();
+  track(undefined, undefined);
+
+  const delta = (name: string): number => {
+    const a = after.get(name), b = before.get(name);
+    if (a === undefined || b === undefined) throw new Error(`GET /metrics has no ${name}`);
+    return a - b;
+  };
+  const logged = delta('stated_events_total');
+  const batches = delta('stated_batches_total');
+  const meanBatch = logged / Math.max(1, batches);
+  const batch = Math.max(1, Math.round(meanBatch));
+  const limit = (nodeRowPerEvent: boolean): number =>
+    o.events / (runLimit(here, { ...o, batch, nodeRowPerEvent }).elapsedMs / 1000);
+  return {
+    rate: o.events / (load.elapsedMs / 1000), meanBatch, batches, limitRate: limit(false), perEventRate: limit(true),
+    rss, daemonCpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, clientCpuMs: load.clientCpuMs, logged,
+  };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
 
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
@@ -53,6 +105,7 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stated-bench-'));
   let daemon: BenchDaemon | undefined;
   let ws: WebSocket | undefined;
+  const track = (d: BenchDaemon | undefined, w: WebSocket | undefined): void => { daemon = d; ws = w; };
   const cleanup = async (): Promise<void> => {
     ws?.terminate();
     await daemon?.stop();
@@ -67,54 +120,31 @@ async function main(): Promise<void> {
   }
 
   try {
-    daemon = await startDaemon(bin, dir);
-    ws = await connect(daemon.wsUrl, daemon.token);
-    await addNodes(ws, o.nodes);
-    const before = await daemon.metrics();
-    const cpu0 = cpuMs(daemon.pid);
-    const load = await pushEvents(ws, o);
-    const cpu1 = cpuMs(daemon.pid);
-    const after = await daemon.metrics();
-    const rss = daemon.peakRss();
-    ws.close();
-    await daemon.stop();
-
-    const delta = (name: string): number => {
-      const a = after.get(name), b = before.get(name);
-      if (a === undefined || b === undefined) throw new Error(`GET /metrics has no ${name}`);
-      return a - b;
-    };
-    const logged = delta('stated_events_total');
-    const batches = delta('stated_batches_total');
-    const meanBatch = logged / Math.max(1, batches);
-    const rate = o.events / (load.elapsedMs / 1000);
-
-    const batch = Math.max(1, Math.round(meanBatch));
-    // The best of LIMIT_RUNS: a limit is what SQLite can do, and on a shared
-    // machine one run of it can land in a slow spell and flatter the ratio.
-    const best = (nodeRowPerEvent: boolean): number => {
-      let ms = Infinity;
-      for (let i = 0; i < LIMIT_RUNS; i++) ms = Math.min(ms, runLimit(dir, { ...o, batch, nodeRowPerEvent, run: i }).elapsedMs);
-      return o.events / (ms / 1000);
-    };
-    const limitRate = best(false);
-    const perEventRate = best(true);
-
+    // Rounds pair each daemon run with a limit run right after it, so a slow
+    // spell of a shared machine hits both sides of a ratio; medians report.
+    const rounds: Round[] = [];
+    for (let n = 1; n <= o.rounds; n++) {
+      const r = await round(o, bin, dir, n, track);
+      rounds.push(r);
+      process.stdout.write(`  round ${n}: ${int(r.rate)} events/s, limit ${int(r.limitRate)}, ratio ${(r.rate / r.limitRate).toFixed(2)}; `
+        + `node row/event limit ${int(r.perEventRate)}, ratio ${(r.rate / r.perEventRate).toFixed(2)}\n`);
+    }
+    const m = (f: (r: Round) => number): number => median(rounds.map(f));
+    const rss = rounds.map((r) => r.rss).filter((x): x is number => x !== null);
+    const cpu = rounds.map((r) => r.daemonCpuMs).filter((x): x is number => x !== null);
     const rows: [string, string][] = [
-      ['events', int(o.events)],
+      ['events', `${int(o.events)} per round, ${o.rounds} rounds (medians below)`],
       ['nodes', int(o.nodes)],
       ['window (in flight)', int(o.window)],
-      ['elapsed', `${(load.elapsedMs / 1000).toFixed(2)} s`],
-      ['durable events/s', int(rate)],
-      ['mean batch size', `${meanBatch.toFixed(1)} events/txn (${int(batches)} txns)`],
-      ['limit events/s', `${int(limitRate)} (better-sqlite3, same rows and batch, no network; best of ${LIMIT_RUNS})`],
-      ['ratio daemon/limit', (rate / limitRate).toFixed(2)],
-      ['limit, node row/event', `${int(perEventRate)} (a node upsert per event, not per batch), ratio ${(rate / perEventRate).toFixed(2)}`],
-      ['daemon peak RSS', rss === null ? 'n/a' : `${(rss / 1048576).toFixed(1)} MiB`],
-      ['CPU during load', `daemon ${cpu0 === null || cpu1 === null ? 'n/a' : `${((cpu1 - cpu0) / 1000).toFixed(2)} s`}, `
-        + `load generator ${(load.clientCpuMs / 1000).toFixed(2)} s`],
+      ['durable events/s', int(m((r) => r.rate))],
+      ['mean batch size', `${m((r) => r.meanBatch).toFixed(1)} events/txn`],
+      ['limit events/s', `${int(m((r) => r.limitRate))} (better-sqlite3, same rows and batch, no network)`],
+      ['ratio daemon/limit', m((r) => r.rate / r.limitRate).toFixed(2)],
+      ['limit, node row/event', `${int(m((r) => r.perEventRate))} (a node upsert per event, not per batch), ratio ${m((r) => r.rate / r.perEventRate).toFixed(2)}`],
+      ['daemon peak RSS', rss.length === 0 ? 'n/a' : `${(Math.max(...rss) / 1048576).toFixed(1)} MiB`],
+      ['CPU per round', `daemon ${cpu.length === 0 ? 'n/a' : `${(median(cpu) / 1000).toFixed(2)} s`}, load generator ${(m((r) => r.clientCpuMs) / 1000).toFixed(2)} s`],
     ];
-    if (logged !== o.events) rows.push(['note', `the log grew by ${int(logged)} events, not ${int(o.events)}`]);
+    for (const r of rounds) if (r.logged !== o.events) rows.push(['note', `a round's log grew by ${int(r.logged)} events, not ${int(o.events)}`]);
     const width = Math.max(...rows.map(([k]) => k.length));
     process.stdout.write(`stated bench: state events over one WebSocket (${bin}, ${os.cpus().length} CPUs)\n`);
     for (const [k, v] of rows) process.stdout.write(`  ${k.padEnd(width)}  ${v}\n`);
