@@ -228,12 +228,16 @@ export class Core {
         return;
       }
       if (this.broken !== null || w.inFlight >= MAX_IN_FLIGHT) return;
+      let ok: boolean;
       if (this.queue[0]!.exclusive) {
         if (w.inFlight > 0) return;
-        this.runHere(this.take((j) => j.exclusive));
+        ok = this.runHere(this.take((j) => j.exclusive));
       } else {
-        this.runPipelined(w, this.take((j) => !j.exclusive, MAX_BATCH));
+        ok = this.runPipelined(w, this.take((j) => !j.exclusive, MAX_BATCH));
       }
+      // After a rebuild the rest waits for the next turn of the event loop:
+      // a store that keeps failing must never hold this loop.
+      if (!ok) return;
     }
   }
 
@@ -249,8 +253,8 @@ export class Core {
     return this.queue.splice(0, n);
   }
 
-  /** One transaction on the store's own connection, committed before this returns. */
-  private runHere(jobs: Job[]): void {
+  /** One transaction on the store's own connection, committed before this returns; false if it was lost. */
+  private runHere(jobs: Job[]): boolean {
     try {
       this.store.transaction(() => {
         for (const job of jobs) this.runJob(job);
@@ -263,16 +267,21 @@ export class Core {
       const e = asStatedError(err);
       for (const job of jobs) job.done(e, undefined);
       this.onRebuilt(e);
-      return;
+      this.schedule();
+      return false;
     }
     const committed = this.out;
     this.reset();
     this.committedSeq = this.seq;
     this.finish(jobs, committed);
+    return true;
   }
 
-  /** Records the jobs' writes and hands them to the writer; acknowledges when it reports the commit. */
-  private runPipelined(w: BatchWriter, jobs: Job[]): void {
+  /**
+   * Records the jobs' writes and hands them to the writer; acknowledges when
+   * it reports the commit. False if the batch could not even be built.
+   */
+  private runPipelined(w: BatchWriter, jobs: Job[]): boolean {
     let batch: RecordedBatch;
     this.store.record();
     try {
@@ -287,7 +296,7 @@ export class Core {
       const e = asStatedError(err);
       for (const job of jobs) job.done(e, undefined);
       this.broke(e);
-      return;
+      return false;
     }
     const committed = this.out;
     const seq = this.seq;
@@ -305,6 +314,7 @@ export class Core {
       if (this.broken !== null) this.broke(this.broken);
       else this.tick();
     });
+    return true;
   }
 
   /** After a lost pipelined batch: the batches after it are refused too; once all are answered, reload. */

@@ -9,6 +9,7 @@ import { Admin } from './admin.ts';
 import { Auth } from './auth.ts';
 import { type Config, loadConfig } from './config.ts';
 import { Core, type Committed } from './core.ts';
+import { StatedError } from './errors.ts';
 import { Agents } from './drivers/agents.ts';
 import { CommandDriver } from './drivers/command.ts';
 import { type Route, Scheduler, routeFor } from './drivers/scheduler.ts';
@@ -20,8 +21,8 @@ import { WaitRelay } from './relay.ts';
 import { StatedServer } from './server.ts';
 import type { Services } from './session.ts';
 import { Fleet } from './simulator/fleet.ts';
-import { ThreadWriter } from './writer.ts';
 import { Store } from './store.ts';
+import { ThreadWriter } from './writer.ts';
 
 export interface DaemonOptions {
   db: string;
@@ -34,6 +35,8 @@ export interface DaemonOptions {
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How long a stop may take to commit what is queued. */
+const STOP_LIMIT_MS = 30_000;
 
 export class Daemon {
   readonly store: Store;
@@ -55,6 +58,9 @@ export class Daemon {
   private readonly log: (line: string) => void;
   private readonly writer: ThreadWriter;
   private readonly counters = { events: 0, batches: 0, notifies: 0, failed: 0 };
+  /** Rebuilds since the last commit: the backoff before due timeouts fire again. */
+  private rebuilds = 0;
+  private stopped = false;
   /** The admin token, when this start created it. */
   createdToken: string | null = null;
 
@@ -93,10 +99,14 @@ export class Daemon {
     this.server = new StatedServer(svc, { metrics: () => this.metrics() });
     this.core.onCommit = (c) => this.committed(c);
     this.core.onRebuilt = (err) => {
-      // The lost batch may have held a timeout's firing or moved a deadline: what is due fires now.
+      if (this.stopped) return;
       this.log(`stated: E_INTERNAL: a batch was not committed (${err.message}); its senders got the error, state was rebuilt from the database`);
-      this.core.fireDue();
-      this.armTimer();
+      // The lost batch may have held a timeout's firing: what is due fires again, after
+      // 0.1 s, doubling to 5 s while the store keeps failing (never a tight loop).
+      const delay = Math.min(100 * 2 ** this.rebuilds++, 5000);
+      if (this.timer) clearTimeout(this.timer);
+      this.timerAt = Date.now() + delay;
+      this.timer = setTimeout(() => this.onTimer(), delay);
     };
   }
 
@@ -165,6 +175,7 @@ export class Daemon {
 
   /** After each commit: acknowledge happened already; fan out and run effects. */
   private committed(c: Committed): void {
+    if (c.events.length > 0) this.rebuilds = 0; // the store writes again
     this.counters.batches++;
     this.counters.events += c.events.length;
     this.hub.publish(c.events);
@@ -211,17 +222,22 @@ export class Daemon {
 
   /** Arms one real timer for the earliest deadline. */
   private armTimer(): void {
+    if (this.stopped) return;
     const next = this.core.timers.peek();
     if (next === null) return;
-    if (this.timer && this.timerAt <= next) return;
+    // While backing off after a rebuild, commits (reads, say) do not pull the firing earlier.
+    if (this.timer && (this.timerAt <= next || this.rebuilds > 0)) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = next;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = Infinity;
-      this.core.fireDue();
-      this.armTimer();
-    }, Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS));
+    this.timer = setTimeout(() => this.onTimer(), Math.min(Math.max(0, next - Date.now()), MAX_TIMER_MS));
+  }
+
+  private onTimer(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    if (this.stopped) return;
+    this.core.fireDue();
+    this.armTimer();
   }
 
   /** Retention of the event log and expiry of abandoned waits (never per event). */
@@ -251,14 +267,28 @@ export class Daemon {
   }
 
   /** Drains and stops: pending jobs commit, connections close, the store closes. */
-  async stop(): Promise<void> {
+  async stop(limitMs = STOP_LIMIT_MS): Promise<void> {
+    this.stopped = true;
     for (const t of this.intervals) clearInterval(t);
     if (this.timer) clearTimeout(this.timer);
     await this.server.close();
     this.fleet?.stop();
-    await this.core.drain();
-    await this.writer.close();
-    this.notifier.flush();
+    this.scheduler.stop();
+    // A commit that hangs (a lock held elsewhere, a dead disk) must not hang the stop.
+    let limit: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      limit = setTimeout(() => reject(new StatedError('E_UNAVAILABLE',
+        `stop: the pending commits were not done after ${limitMs / 1000} s`)), limitMs);
+    });
+    try {
+      await Promise.race([(async () => {
+        await this.core.drain();
+        await this.writer.close();
+      })(), late]);
+    } finally {
+      clearTimeout(limit);
+      this.notifier.flush();
+    }
     this.store.close();
   }
 

@@ -81,7 +81,8 @@ export class ThreadWriter implements BatchWriter {
   private die(err: Error): void {
     if (this.dead) return;
     this.dead = err;
-    for (const done of this.waiting.splice(0)) done(err);
+    // One at a time, so inFlight counts the ones still unanswered: the core rebuilds once, after the last.
+    for (let done = this.waiting.shift(); done; done = this.waiting.shift()) done(err);
     if (!this.closing) this.opts.onFatal(err);
   }
 }

@@ -192,3 +192,19 @@ test('history read through Core.read while a batch is in flight is the committed
   assert.deepEqual(await h, ['PXEBOOTING', 'SHUTDOWN']);
   assert.deepEqual(store.history('pc1', 10).map((le) => le.event.eventtype), ['PXEBOOTING', 'SHUTDOWN']);
 });
+
+test('a store that keeps failing never holds tick(): one rebuild per turn, the rest waits for the next', async () => {
+  const { core } = setup(['pc1']);
+  let rebuilt = 0;
+  const bug = (): never => { throw new Error('a bug in a job'); };
+  // As a timeout that fails its batch would be queued again at once by a naive onRebuilt.
+  core.onRebuilt = () => {
+    rebuilt++;
+    if (rebuilt < 5) core.run(bug).catch(() => {}); // bounded, so a regression fails instead of hanging
+  };
+  core.run(bug).catch(() => {});
+  core.tick();
+  assert.equal(rebuilt, 1, 'tick returned after the rebuild instead of taking the re-queued job');
+  core.tick();
+  assert.equal(rebuilt, 2);
+});

@@ -35,6 +35,7 @@ export class Scheduler {
   /** The action running per node, and those a newer action for their node made stale. */
   private readonly running = new Map<string, string>();
   private readonly superseded = new Set<string>();
+  private stopped = false;
 
   constructor(
     private readonly core: Core,
@@ -43,6 +44,11 @@ export class Scheduler {
     /** Waits before trying again to record a result whose batch was lost. */
     private readonly recordRetryMs: readonly number[] = RECORD_RETRY_MS,
   ) {}
+
+  /** The daemon is stopping: results not yet recorded are not tried again. */
+  stop(): void {
+    this.stopped = true;
+  }
 
   /** Actions running or queued (for metrics and the dashboard). */
   get pending(): number {
@@ -107,6 +113,10 @@ export class Scheduler {
         // still supersedes it.
         for (let i = 0; ; i++) {
           if (this.superseded.delete(a.id)) return;
+          if (i > 0 && this.stopped) {
+            this.log(`stated: stopping: the ${a.command} result for ${a.node} was not recorded; the action runs again at the next start`);
+            return;
+          }
           try {
             await this.core.run((c) => c.applyInput(a.node, input));
             return;
@@ -117,7 +127,7 @@ export class Scheduler {
               return;
             }
             this.log(`stated: ${why}; trying again in ${this.recordRetryMs[i]} ms`);
-            await new Promise((r) => setTimeout(r, this.recordRetryMs[i]));
+            await new Promise((r) => setTimeout(r, this.recordRetryMs[i]).unref());
           }
         }
       })
