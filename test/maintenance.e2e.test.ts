@@ -123,3 +123,18 @@ test('a batch lost to a held write lock: the sender gets E_INTERNAL, the daemon 
   assert.deepEqual(seqs, Array.from({ length: seqs.length }, (_, i) => i + 1), 'gap-free');
   assert.equal(seqs.at(-1), ok.json.accepted[0].seq);
 });
+
+test('stop: a WebSocket client that never answers the close is cut; a repeated signal is the same stop; exit 0', async () => {
+  const d = await startDaemon();
+  const ws = await connectWs(d);
+  // Never reads again: the close frame goes unanswered.
+  (ws.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  const t0 = Date.now();
+  d.proc.kill('SIGTERM');
+  await sleep(100);
+  d.proc.kill('SIGINT'); // Ctrl-C reaches npm and its child at once
+  const code = await d.stop();
+  assert.equal(code, 0, d.stderr());
+  assert.ok(Date.now() - t0 < 8000, `stop took ${Date.now() - t0} ms`);
+  assert.doesNotMatch(d.stderr(), /E_UNAVAILABLE/);
+});

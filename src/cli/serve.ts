@@ -3,8 +3,8 @@ import { defineCommand } from 'citty';
 import { Daemon } from '../daemon.ts';
 import { fail, usage } from './output.ts';
 
-/** How long a stop may take to commit what is queued before the daemon exits regardless. */
-const STOP_LIMIT_S = 30;
+/** A repeat of the stop signal within this is the same signal delivered twice. */
+const REPEAT_GRACE_MS = 2000;
 
 export default defineCommand({
   meta: { name: 'serve', description: 'run the daemon' },
@@ -28,18 +28,20 @@ export default defineCommand({
     } catch (err) {
       return fail(err);
     }
-    let stopping = false;
+    let stopping = 0;
     const stop = (): void => {
-      // A second signal, or a commit that hangs (a lock held elsewhere, a dead disk),
-      // must not leave an operator with a daemon that will not go: exit, saying what.
+      // A second signal, more than a moment after the first (a Ctrl-C reaches npm
+      // and its child at once), exits without waiting for the pending commits.
       const abandon = (why: string): void => {
-        process.stderr.write(`stated: E_UNAVAILABLE: ${why}; exiting without waiting for the pending commits (what was not acknowledged was not committed)\n`);
+        process.stderr.write(`stated: E_UNAVAILABLE: ${why}; exiting now (nothing acknowledged is lost)\n`);
         process.exit(70);
       };
-      if (stopping) return abandon('a second stop signal');
-      stopping = true;
-      setTimeout(() => abandon(`stop took over ${STOP_LIMIT_S} s`), STOP_LIMIT_S * 1000).unref();
-      daemon.stop().then(() => process.exit(0), (err: unknown) => abandon(`stop failed: ${(err as Error).message}`));
+      if (stopping !== 0) {
+        if (Date.now() - stopping > REPEAT_GRACE_MS) abandon('a second stop signal');
+        return;
+      }
+      stopping = Date.now();
+      daemon.stop().then(() => process.exit(0), (err: unknown) => abandon((err as Error).message));
     };
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
