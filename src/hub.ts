@@ -159,9 +159,11 @@ export class Hub {
       return;
     }
     const rows = this.store.eventsAfter(sub.cursor, this.opts.replayChunk);
-    // The log has no holes, so a first row past cursor+1 means retention trimmed
-    // the events in between since the subscribe (or the last chunk): say so, never skip.
-    if (rows.length > 0 && rows[0]!.seq !== sub.cursor + 1) {
+    // Retention may have trimmed past the cursor since the subscribe or the last
+    // chunk (trims commit on the writer thread meanwhile), even the whole rest of
+    // the log. trimmed_through moves in the trim's own transaction, so read after
+    // the rows it tells whether they are whole: say so, never skip.
+    if (Number(this.store.getMeta('trimmed_through') ?? '0') > sub.cursor) {
       this.dropPeer(sub.peer);
       sub.peer.close(COMPACTED_CLOSE, `E_HISTORY_COMPACTED: events after seq ${sub.cursor} were trimmed during replay`);
       return;

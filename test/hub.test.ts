@@ -116,6 +116,17 @@ test('a trim that overtakes a replay closes the subscriber with E_HISTORY_COMPAC
   assert.deepEqual(peer.seqs, [1, 2], 'nothing past the hole');
   assert.deepEqual(peer.closed, [[4010, 'E_HISTORY_COMPACTED: events after seq 2 were trimmed during replay']]);
   assert.equal(hub.size, 0);
+
+  // A trim of everything after the cursor leaves no row to show the hole: still caught.
+  const { tc: tc2, hub: hub2 } = await setup({ replayChunk: 2 });
+  await boot(tc2, 'pc1', 6);
+  const p2 = new FakePeer();
+  hub2.subscribe(p2, {}, 0).start();
+  tc2.store.trim(6, 100, tc2.core.seq);
+  for (let i = 0; i < 3; i++) await tick();
+  await boot(tc2, 'pc1', 1); // 7, live
+  assert.deepEqual(p2.seqs, [1, 2]);
+  assert.deepEqual(p2.closed, [[4010, 'E_HISTORY_COMPACTED: events after seq 2 were trimmed during replay']]);
 });
 
 // §3 filter: each of objtype, objname, eventtype a list, absent = any; the same in replay and live.
