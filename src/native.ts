@@ -38,7 +38,8 @@ export function sqliteAddonFile(): string {
   const c = loaded();
   if (c.file !== undefined) return c.file;
   // Outside the SEA: the file better-sqlite3's own loader picks, resolved from the running script.
-  const from = process.argv[1] ? path.resolve(process.argv[1]) : path.join(process.cwd(), 'stated.js');
+  // argv[1] may be a symlink (a bin link to stated.cjs): resolve from the real file.
+  const from = process.argv[1] ? fs.realpathSync(path.resolve(process.argv[1])) : path.join(process.cwd(), 'stated.js');
   const pkg = createRequire(from).resolve('better-sqlite3/package.json');
   c.file = fs.realpathSync(path.join(path.dirname(pkg), 'build', 'Release', ASSET));
   return c.file;

@@ -145,6 +145,7 @@ export class Session {
       }
       case 'attach': {
         this.ownWait(req.wait);
+        const already = this.attached.has(req.wait);
         // Exclusive: the snapshot shows only what is committed, and pushes resume from there.
         return await core.run((c) => {
           const snap = c.waits.snapshot(req.wait, c.seq);
@@ -152,7 +153,10 @@ export class Session {
           c.waits.touch(req.wait, c.now());
           this.attach(req.wait);
           return snap;
-        }, { exclusive: true });
+        }, { exclusive: true }).catch((err: unknown) => {
+          if (!already) this.detach(req.wait); // the batch was lost: the client was told it is not attached
+          throw err;
+        });
       }
       case 'waitForState':
         this.ownWait(req.wait);
