@@ -195,7 +195,7 @@ export class Daemon {
 
   private effect(eff: Effect): void {
     if (eff.t === 'script') this.runScript(eff.node, eff.name);
-    else if (eff.t === 'action') this.scheduler.submit(eff.node, eff.command, eff.attempt);
+    else if (eff.t === 'action') this.scheduler.submit(eff.node, eff.command, eff.attempt, eff.started);
   }
 
   private runScript(node: string, name: string): void {

@@ -28,13 +28,13 @@ export type EngineInput =
   | { kind: 'timeout' }
   | { kind: 'failed' }
   | { kind: 'command'; command: string; force: boolean }
-  | { kind: 'actionResult'; command: string; attempt: number; ok: boolean; message?: string; /** what the driver really did (escalation ladder) */ actual?: string };
+  | { kind: 'actionResult'; command: string; attempt: number; ok: boolean; message?: string; /** what the driver really did (escalation ladder) */ actual?: string; /** the action's `started` */ started?: number };
 
 export type Effect =
   /** An event for the log, in this batch, after the input's own; TBNODESTATE ones re-enter apply. */
   | { t: 'emit'; event: StatedEvent; forced?: boolean }
   /** Run a power action through the node type's driver, after commit. */
-  | { t: 'action'; node: string; command: string; attempt: number }
+  | { t: 'action'; node: string; command: string; attempt: number; started?: number }
   /** Run an operator script (SCRIPT:name), after commit. */
   | { t: 'script'; node: string; name: string };
 
@@ -290,9 +290,10 @@ class Step {
 
   private startAction(command: string, attempt: number): void {
     // The command's own timeout starts when the driver reports it done.
-    this.setReboot({ command, attempts: attempt, awaitingShutdown: REBOOTING.has(command), gaveUp: false, inFlight: true, lastError: null });
+    const started = this.ctx.now;
+    this.setReboot({ command, attempts: attempt, awaitingShutdown: REBOOTING.has(command), gaveUp: false, inFlight: true, lastError: null, started });
     this.n.timeout = null;
-    this.out.push({ t: 'action', node: this.n.id, command, attempt });
+    this.out.push({ t: 'action', node: this.n.id, command, attempt, started });
   }
 
   command(command: string, force: boolean): Outcome {
@@ -313,6 +314,7 @@ class Step {
     const { command, ok, message } = input;
     // A result for an attempt that is no longer current (superseded, forced) changes nothing.
     if (r.command !== command || r.attempts !== input.attempt || !r.inFlight) return this.done();
+    if (input.started !== undefined && r.started !== undefined && input.started !== r.started) return this.done();
     this.setReboot({ ...r, inFlight: false });
     if (!ok) {
       this.out.push(notify(n.id, 'DRIVER_FAILED', `${n.id}: ${command} attempt ${r.attempts} failed: ${message ?? 'no reason given'}`));

@@ -74,6 +74,13 @@ export interface RebootState {
   inFlight: boolean;
   /** Why the last attempt failed (a FailureReason code), for the final TBFAILED. */
   lastError: string | null;
+  /**
+   * When the current action started (ms): a result must name it, so a late one
+   * (recorded again after a lost batch) cannot settle a newer action of the
+   * same command and attempt, as a forced reboot's. Absent in rows written
+   * before it existed.
+   */
+  started?: number;
 }
 
 export interface NodeState {

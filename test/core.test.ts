@@ -125,13 +125,13 @@ test('overdue deadlines fire after a restart; a driven reboot keeps its attempt 
   await tc.send(st('pc2', 'BOOTING'));
   const cmd = await tc.step((c) => c.applyEvent({ objtype: 'TBCOMMAND', objname: 'pc1', eventtype: 'REBOOT' }));
   assert.deepEqual(cmd.nodes, { pc1: 'accepted' });
-  assert.deepEqual(tc.commits.at(-1)!.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1 }]);
+  assert.deepEqual(tc.commits.at(-1)!.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1, started: T0 }]);
   await tc.step((c) => c.applyInput('pc1', { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: true }));
   assert.equal(tc.core.nodes.get('pc1')!.timeout!.at, T0 + 75 * S); // TBCOMMAND/REBOOT 75 CMDRETRY
 
   tc = tc.restart(new FakeClock(T0 + 3600 * S));
   const c = await tc.fire();
-  assert.deepEqual(c!.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 2 }]);
+  assert.deepEqual(c!.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 2, started: T0 + 3600 * S }]);
   assert.deepEqual(tuples(c), ['NOTIFY pc2 TIMEOUT']);
   assert.equal(tc.core.nodes.get('pc1')!.reboot.attempts, 2);
   assert.equal(await tc.fire(), null);
@@ -144,7 +144,7 @@ test('actions started but never reported are in flight after a restart, same att
   assert.deepEqual(r.nodes, { pc1: 'accepted', pc2: 'accepted' });
   await tc.step((c) => c.applyInput('pc2', { kind: 'actionResult', command: 'POWERCYCLE', attempt: 1, ok: true }));
   tc = tc.restart();
-  assert.deepEqual(tc.core.inFlightActions(), [{ t: 'action', node: 'pc1', command: 'POWERCYCLE', attempt: 1 }]);
+  assert.deepEqual(tc.core.inFlightActions(), [{ t: 'action', node: 'pc1', command: 'POWERCYCLE', attempt: 1, started: T0 }], 'the same action: its start kept');
   assert.equal(tc.core.nodes.get('pc2')!.state, 'SHUTDOWN', 'stated said SHUTDOWN for the power-cycled node');
 });
 

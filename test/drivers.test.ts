@@ -96,7 +96,7 @@ async function rig(nodes: string[], route: (type: string) => Route, typeOf: (nod
   const s = new Scheduler(tc.core, route, (l) => logs.push(l), [5, 5]);
   tc.core.onCommit = (c: Committed) => {
     tc.commits.push(c);
-    for (const e of c.effects) if (e.t === 'action') s.submit(e.node, e.command, e.attempt);
+    for (const e of c.effects) if (e.t === 'action') s.submit(e.node, e.command, e.attempt, e.started);
   };
   tc.core.autoTick = true; // results come back through core.run, as in the daemon
   return { tc, s, logs };

@@ -100,7 +100,7 @@ test('STATE:X timeout forces SECVIOLATION, whose triggers power the node off and
   assert.equal(o.valid, true);
   assert.deepEqual(o.effects.map((e) => (e.t === 'emit' ? `emit ${e.event.eventtype}` : `${e.t} ${'command' in e ? e.command : ''}`)),
     ['action POWEROFF', 'emit EMAILNOTIFY']);
-  assert.deepEqual(o.effects[0], { t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1 });
+  assert.deepEqual(o.effects[0], { t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1, started: T0 + 300 * S });
   o = apply(o.node, { kind: 'actionResult', command: 'POWEROFF', attempt: 1, ok: true }, engineCtx());
   assert.deepEqual(o.effects, [emitState('POWEROFF')]);
   assert.deepEqual(o.node.reboot, NO_REBOOT);
@@ -176,12 +176,12 @@ function rebooted(now = T0): NodeState {
 test('command REBOOT: action attempt 1, joined while driving, force restarts, SHUTDOWN settles, ISUP clears', () => {
   const o = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx());
   assert.equal(o.verdict, 'accepted');
-  assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1 }]);
+  assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1, started: T0 }]);
   assert.deepEqual([o.node.reboot.command, o.node.reboot.attempts, o.node.reboot.awaitingShutdown], ['REBOOT', 1, true]);
   const j = apply(o.node, { kind: 'command', command: 'REBOOT', force: false }, engineCtx());
   assert.deepEqual([j.verdict, j.effects], ['joined', []]);
   const f = apply(o.node, { kind: 'command', command: 'REBOOT', force: true }, engineCtx());
-  assert.deepEqual([f.verdict, f.effects], ['accepted', [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1 }]]);
+  assert.deepEqual([f.verdict, f.effects], ['accepted', [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1, started: T0 }]]);
 
   const r = rebooted(T0 + 5 * S);
   assert.deepEqual(r.timeout, { at: T0 + 80 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
@@ -197,7 +197,7 @@ test('CMDRETRY retries up to maxRebootAttempts, then TBFAILED', () => {
   let n = rebooted();
   for (let attempt = 2; attempt <= 3; attempt++) {
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
-    assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt }]);
+    assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: n.timeout!.at }]);
     n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx({ now: n.timeout?.at ?? T0 })).node;
   }
   const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
@@ -218,7 +218,7 @@ test('REBOOT timeout in BOOTING retries a driven node, then TBFAILED TIMEOUT_IN_
     n = apply(apply(n, state('PXEBOOTING'), engineCtx()).node, state('BOOTING'), engineCtx()).node;
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: T0 + 180 * S }));
     if (attempt <= 3) {
-      assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt }]);
+      assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: T0 + 180 * S }]);
       n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx()).node;
       n = apply(n, state('SHUTDOWN'), engineCtx()).node;
     } else {
@@ -245,7 +245,7 @@ test('actionResult failure: DRIVER_FAILED, retried after retryDelay, TBFAILED at
     if (attempt < 3) {
       assert.deepEqual(o.node.timeout, { at: T0 + 10 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
       const r = apply(o.node, { kind: 'timeout' }, engineCtx({ now: T0 + 10 * S }));
-      assert.deepEqual(r.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1 }]);
+      assert.deepEqual(r.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1, started: T0 + 10 * S }]);
       n = r.node;
     } else {
       const ev = (o.effects[1] as Extract<Effect, { t: 'emit' }>).event;
@@ -254,6 +254,22 @@ test('actionResult failure: DRIVER_FAILED, retried after retryDelay, TBFAILED at
       assert.equal(o.node.timeout, null);
     }
   }
+});
+
+// A result names its action's start: a late one (recorded again after a lost
+// batch) cannot settle a newer action of the same command and attempt.
+test('actionResult of an earlier action of the same attempt (a forced reboot since) changes nothing', () => {
+  const first = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).node;
+  const forced = apply(first, { kind: 'command', command: 'REBOOT', force: true }, engineCtx({ now: T0 + 2 * S }));
+  assert.deepEqual(forced.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1, started: T0 + 2 * S }]);
+  const late = apply(forced.node, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: true, started: T0 }, engineCtx({ now: T0 + 3 * S }));
+  assert.deepEqual([late.effects, late.node], [[], forced.node]);
+  const current = apply(forced.node, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: true, started: T0 + 2 * S }, engineCtx({ now: T0 + 3 * S }));
+  assert.equal(current.node.reboot.inFlight, false);
+  // Rows from before `started` existed: a result without it is judged as before.
+  const { started: _, ...old } = forced.node.reboot;
+  const legacy = apply({ ...forced.node, reboot: old }, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: true, started: T0 }, engineCtx());
+  assert.equal(legacy.node.reboot.inFlight, false);
 });
 
 // §4 drivers (escalation ladder): a REBOOT carried out as a power cycle; the node cannot say SHUTDOWN, stated does.
@@ -283,5 +299,5 @@ test('a POWEROFF while stated drives a REBOOT is not reported as joined', () => 
   const o = apply(booting, { kind: 'command', command: 'POWEROFF', force: false }, engineCtx());
   assert.notEqual(o.verdict, 'joined');
   if (o.verdict === 'refused') assert.ok(o.refusal);
-  else assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1 }]);
+  else assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1, started: T0 }]);
 });

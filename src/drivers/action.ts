@@ -10,6 +10,8 @@ export interface Action {
   /** The command stated is driving (REBOOT for a ladder step POWERCYCLE). */
   requested: string;
   attempt: number;
+  /** When stated started it (the node's reboot state names it): carried back with the result. */
+  started?: number;
   /** The node's op mode and next op mode, so a simulator can pick its boot sequence. */
   mode: string;
   nextMode: string | null;

@@ -58,7 +58,7 @@ export class Scheduler {
   }
 
   /** Takes an `action` effect from a committed batch. */
-  submit(nodeId: string, command: string, attempt: number): void {
+  submit(nodeId: string, command: string, attempt: number, started?: number): void {
     const n = this.core.nodes.get(nodeId);
     if (!n) return;
     const r = this.route(n.type);
@@ -66,7 +66,7 @@ export class Scheduler {
     const actual = ladder && ladder.length > 0 ? ladder[Math.min(attempt, ladder.length) - 1]! : command;
     const a: Action = {
       id: `a${randomBytes(6).toString('hex')}`, node: nodeId, type: n.type, command: actual, requested: command,
-      attempt, mode: n.mode, nextMode: n.nextMode,
+      attempt, mode: n.mode, nextMode: n.nextMode, ...(started === undefined ? {} : { started }),
     };
     this.routes.set(a.id, r);
     if (this.busy.has(nodeId)) {
@@ -107,10 +107,12 @@ export class Scheduler {
         const input = {
           kind: 'actionResult' as const, command: a.requested, attempt: a.attempt, ok: res.ok, actual: a.command,
           ...(res.message === undefined ? {} : { message: res.message }),
+          ...(a.started === undefined ? {} : { started: a.started }),
         };
         // Only this result re-arms the node's reboot: were it lost with its batch, the node
         // would stay "rebooting" for good. The node stays busy meanwhile, so a newer action
-        // still supersedes it.
+        // still supersedes it, and the result names its action's start, so the engine
+        // ignores it should a newer action of the same attempt (a forced reboot) be current.
         for (let i = 0; ; i++) {
           if (this.superseded.delete(a.id)) return;
           if (i > 0 && this.stopped) {
