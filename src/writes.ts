@@ -68,10 +68,10 @@ export class WriteApplier {
     this.setMeta = this.stmts[OP.meta]!;
   }
 
-  /** Applies ops[from..] in order; throws on the first that fails. */
-  apply(ops: Ops, from = 0): void {
+  /** Applies the ops in order; throws on the first that fails. */
+  apply(ops: Ops): void {
     const o = ops;
-    let i = from;
+    let i = 0;
     while (i < o.length) {
       const code = o[i] as number;
       const st = this.stmts[code];
