@@ -212,6 +212,26 @@ test('Scheduler: a result whose batch is lost is recorded again; after the last 
   assert.ok(logs.some((l) => /E_INTERNAL: could not record REBOOT result for pc2: .*gave up/.test(l)), logs.join('\n'));
 });
 
+test('Scheduler: a result waiting to be recorded again does not hold its lane slot', async () => {
+  const d = new FakeDriver();
+  const { tc } = await rig(['pc1', 'pc2'], () => lane(d, 1));
+  const logs: string[] = [];
+  const s = new Scheduler(tc.core, () => lane(d, 1), (l) => logs.push(l), [200]);
+  const run = tc.core.run.bind(tc.core);
+  let lose = 1;
+  tc.core.run = ((fn, opts) => (lose-- > 0 ? Promise.reject(new Error('batch lost')) : run(fn, opts))) as typeof tc.core.run;
+  s.submit('pc1', 'REBOOT', 1);
+  s.submit('pc2', 'REBOOT', 1);
+  await flush();
+  assert.deepEqual(d.nodesRunning(), ['pc1']);
+  await d.finish('pc1');
+  assert.deepEqual(d.nodesRunning(), ['pc2'], 'the slot went to pc2 while pc1\'s result waits 200 ms to be tried again');
+  assert.equal(logs.length, 1);
+  s.submit('pc1', 'REBOOT', 2);
+  await flush();
+  assert.deepEqual(d.nodesRunning(), ['pc2'], 'pc1 is still busy: its next action waits for the result');
+});
+
 test('Scheduler: a driver that throws instead of rejecting is a failed attempt and frees its slot and its node', async () => {
   // CommandDriver throws synchronously on a template that is not a list
   // (`"REBOOT": "/usr/bin/power {node}"`, which the config accepts today):

@@ -98,12 +98,26 @@ export class Scheduler {
   private start(a: Action, r: Route, lane: Lane): void {
     lane.active++;
     this.running.set(a.node, a.id);
+    // The slot limits what runs against the power controllers: it frees when the
+    // driver answers, not when the answer is recorded (which may take retries).
+    let slotFreed = false;
+    const freeSlot = (): void => {
+      if (slotFreed) return;
+      slotFreed = true;
+      lane.active--;
+      const queued = lane.queue.shift();
+      if (queued) {
+        this.busy.add(queued.node);
+        this.start(queued, this.routes.get(queued.id) ?? r, lane);
+      }
+    };
     // A driver that throws instead of rejecting is a failed attempt too, not a crash of the commit that started it.
     Promise.resolve()
       .then(() => r.driver.run(a, r.timeoutMs))
       .catch((err: unknown) => ({ ok: false, message: `driver error: ${(err as Error).message}` }))
       .then(async (res) => {
         this.routes.delete(a.id);
+        freeSlot();
         const input = {
           kind: 'actionResult' as const, command: a.requested, attempt: a.attempt, ok: res.ok, actual: a.command,
           ...(res.message === undefined ? {} : { message: res.message }),
@@ -134,14 +148,9 @@ export class Scheduler {
         }
       })
       .finally(() => {
-        lane.active--;
+        freeSlot();
         this.running.delete(a.node);
         this.busy.delete(a.node);
-        const queued = lane.queue.shift();
-        if (queued) {
-          this.busy.add(queued.node);
-          this.start(queued, this.routes.get(queued.id) ?? r, lane);
-        }
         const mine = this.next.get(a.node);
         if (mine) {
           this.next.delete(a.node);
