@@ -46,8 +46,6 @@ export interface HubOptions {
 }
 
 const SLOW_CLOSE = 4008;
-/** Close code when retention overtakes a replay (the reason starts with E_HISTORY_COMPACTED). */
-const COMPACTED_CLOSE = 4010;
 
 export class Hub {
   private readonly subs = new Map<string, Sub>();
@@ -163,9 +161,11 @@ export class Hub {
     // chunk (trims commit on the writer thread meanwhile), even the whole rest of
     // the log. trimmed_through moves in the trim's own transaction, so read after
     // the rows it tells whether they are whole: say so, never skip.
+    // Only this subscription ends: the connection may carry waits and other subscriptions.
     if (Number(this.store.getMeta('trimmed_through') ?? '0') > sub.cursor) {
-      this.dropPeer(sub.peer);
-      sub.peer.close(COMPACTED_CLOSE, `E_HISTORY_COMPACTED: events after seq ${sub.cursor} were trimmed during replay`);
+      this.unsubscribe(sub.id);
+      const error = { code: 'E_HISTORY_COMPACTED', message: `events after seq ${sub.cursor} were trimmed during the replay; subscribe again` };
+      sub.peer.send(JSON.stringify({ type: 'ended', sub: sub.id, error }));
       return;
     }
     for (const le of rows) {

@@ -105,7 +105,7 @@ test('since below trimmed_through: E_HISTORY_COMPACTED; at it: accepted', async 
 
 // §3: retention that overtakes a replay in progress (a trim committed between
 // chunks, or between subscribe and the first read) closes it, never skips.
-test('a trim that overtakes a replay closes the subscriber with E_HISTORY_COMPACTED instead of skipping', async () => {
+test('a trim that overtakes a replay ends that subscription with E_HISTORY_COMPACTED instead of skipping', async () => {
   const { tc, hub } = await setup({ replayChunk: 2 });
   await boot(tc, 'pc1', 6);
   const peer = new FakePeer();
@@ -114,7 +114,8 @@ test('a trim that overtakes a replay closes the subscriber with E_HISTORY_COMPAC
   tc.store.trim(4, 100, tc.core.seq); // 1..4 go: 3 and 4 were never sent
   for (let i = 0; i < 3; i++) await tick();
   assert.deepEqual(peer.seqs, [1, 2], 'nothing past the hole');
-  assert.deepEqual(peer.closed, [[4010, 'E_HISTORY_COMPACTED: events after seq 2 were trimmed during replay']]);
+  assert.deepEqual(peer.parsed.at(-1), { type: 'ended', sub: peer.parsed[0]!.sub, error: { code: 'E_HISTORY_COMPACTED', message: 'events after seq 2 were trimmed during the replay; subscribe again' } });
+  assert.deepEqual(peer.closed, [], 'the connection stays');
   assert.equal(hub.size, 0);
 
   // A trim of everything after the cursor leaves no row to show the hole: still caught.
@@ -126,7 +127,7 @@ test('a trim that overtakes a replay closes the subscriber with E_HISTORY_COMPAC
   for (let i = 0; i < 3; i++) await tick();
   await boot(tc2, 'pc1', 1); // 7, live
   assert.deepEqual(p2.seqs, [1, 2]);
-  assert.deepEqual(p2.closed, [[4010, 'E_HISTORY_COMPACTED: events after seq 2 were trimmed during replay']]);
+  assert.equal(p2.parsed.at(-1)!.type, 'ended');
 });
 
 // §3 filter: each of objtype, objname, eventtype a list, absent = any; the same in replay and live.
