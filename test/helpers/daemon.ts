@@ -185,6 +185,7 @@ export interface WsClient {
 export async function connectWs(d: Daemon, token: string | null = d.token): Promise<WsClient> {
   const ws = new WebSocket(`${d.wsUrl}/v1/ws`, token === null ? {} : { headers: { authorization: `Bearer ${token}` } });
   const replies = new Map<unknown, (m: any) => void>();
+  const failures = new Map<unknown, (err: Error) => void>();
   const pushes: any[] = [];
   const waiters = new Set<() => void>();
   ws.on('message', (data) => {
@@ -192,13 +193,23 @@ export async function connectWs(d: Daemon, token: string | null = d.token): Prom
     if ('re' in m) replies.get(m.re)?.(m);
     else { pushes.push(m); for (const w of waiters) w(); }
   });
+  // A request on a connection the server closed fails, naming the close, instead of hanging the test.
+  ws.on('close', (code, reason) => {
+    for (const fail of failures.values()) fail(new Error(`connection closed (${code} ${String(reason)}) before the reply`));
+    failures.clear();
+  });
   await new Promise<void>((res, rej) => { ws.once('open', () => res()); ws.once('error', rej); });
   let next = 0;
   return {
     ws, pushes,
     request(op, fields = {}) {
       const id = ++next;
-      return new Promise((res) => { replies.set(id, (m) => { replies.delete(id); res(m); }); ws.send(JSON.stringify({ op, id, ...fields })); });
+      return new Promise((res, rej) => {
+        replies.set(id, (m) => { replies.delete(id); failures.delete(id); res(m); });
+        failures.set(id, (err) => { replies.delete(id); rej(err); });
+        if (ws.readyState !== WebSocket.OPEN) return failures.get(id)!(new Error(`connection not open (state ${ws.readyState})`));
+        ws.send(JSON.stringify({ op, id, ...fields }));
+      });
     },
     push(pred, timeoutMs = 10_000) {
       return new Promise((res, rej) => {
