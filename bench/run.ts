@@ -1,8 +1,9 @@
 /**
  * The first benchmark: N nodes' state events pushed over one WebSocket at
  * full speed into dist/stated; durable (acknowledged after commit) events/s,
- * against better-sqlite3 writing the same rows in the same process with no
- * network — the practical limit — and their ratio. Design target on 2 cores:
+ * against better-sqlite3 writing the same rows with plain prepared statements
+ * in the same process with no network, at its best batch size — the practical
+ * limit (bench/_limit.ts) — and their ratio. Design target on 2 cores:
  * >= 50,000 events/s and >= 0.5 of the limit. Prints figures, asserts none.
  *
  *   node .build/bench/run.mjs [--nodes 1000] [--events 200000] [--window 5000] [--rounds 3]
@@ -13,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type WebSocket from 'ws';
 import { type BenchDaemon, cpuMs, repoRoot, startDaemon } from './_daemon.ts';
-import { runLimit } from './_limit.ts';
+import { LIMIT_BATCHES, runLimit } from './_limit.ts';
 import { addNodes, connect, pushEvents } from './_load.ts';
 
 const DEFAULTS = { nodes: 1000, events: 200_000, window: 5000, rounds: 3 };
@@ -51,14 +52,16 @@ interface Round {
   meanBatch: number;
   batches: number;
   limitRate: number;
+  limitBatch: number;
   perEventRate: number;
+  perEventBatch: number;
   rss: number | null;
   daemonCpuMs: number | null;
   clientCpuMs: number;
   logged: number;
 }
 
-/** One round: a fresh daemon takes the load, then the limit runs at the batch size it used. */
+/** One round: a fresh daemon takes the load, then the limit runs at each batch size right after it. */
 async function round(o: Options, bin: string, dir: string, n: number, track: (d: BenchDaemon | undefined, ws: WebSocket | undefined) => void): Promise<Round> {
   const here = path.join(dir, `round-${n}`);
   fs.mkdirSync(here);
@@ -85,11 +88,12 @@ async function round(o: Options, bin: string, dir: string, n: number, track: (d:
   const logged = delta('stated_events_total');
   const batches = delta('stated_batches_total');
   const meanBatch = logged / Math.max(1, batches);
-  const batch = Math.max(1, Math.round(meanBatch));
-  const limit = (nodeRowPerEvent: boolean): number =>
-    o.events / (runLimit(here, { ...o, batch, nodeRowPerEvent }).elapsedMs / 1000);
+  const limit = runLimit(here, { ...o, nodeRowPerEvent: false }).best;
+  const perEvent = runLimit(here, { ...o, nodeRowPerEvent: true }).best;
+  const rate = (ms: number): number => o.events / (ms / 1000);
   return {
-    rate: o.events / (load.elapsedMs / 1000), meanBatch, batches, limitRate: limit(false), perEventRate: limit(true),
+    rate: o.events / (load.elapsedMs / 1000), meanBatch, batches,
+    limitRate: rate(limit.elapsedMs), limitBatch: limit.batch, perEventRate: rate(perEvent.elapsedMs), perEventBatch: perEvent.batch,
     rss, daemonCpuMs: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0, clientCpuMs: load.clientCpuMs, logged,
   };
 }
@@ -126,8 +130,8 @@ async function main(): Promise<void> {
     for (let n = 1; n <= o.rounds; n++) {
       const r = await round(o, bin, dir, n, track);
       rounds.push(r);
-      process.stdout.write(`  round ${n}: ${int(r.rate)} events/s, limit ${int(r.limitRate)}, ratio ${(r.rate / r.limitRate).toFixed(2)}; `
-        + `node row/event limit ${int(r.perEventRate)}, ratio ${(r.rate / r.perEventRate).toFixed(2)}\n`);
+      process.stdout.write(`  round ${n}: ${int(r.rate)} events/s, limit ${int(r.limitRate)} (batch ${r.limitBatch}), ratio ${(r.rate / r.limitRate).toFixed(2)}; `
+        + `node row/event limit ${int(r.perEventRate)} (batch ${r.perEventBatch}), ratio ${(r.rate / r.perEventRate).toFixed(2)}\n`);
     }
     const m = (f: (r: Round) => number): number => median(rounds.map(f));
     const rss = rounds.map((r) => r.rss).filter((x): x is number => x !== null);
@@ -138,7 +142,7 @@ async function main(): Promise<void> {
       ['window (in flight)', int(o.window)],
       ['durable events/s', int(m((r) => r.rate))],
       ['mean batch size', `${m((r) => r.meanBatch).toFixed(1)} events/txn`],
-      ['limit events/s', `${int(m((r) => r.limitRate))} (better-sqlite3, same rows and batch, no network)`],
+      ['limit events/s', `${int(m((r) => r.limitRate))} (better-sqlite3, plain prepared statements, same schema and rows, best of batches ${LIMIT_BATCHES.join('/')}, no network)`],
       ['ratio daemon/limit', m((r) => r.rate / r.limitRate).toFixed(2)],
       ['limit, node row/event', `${int(m((r) => r.perEventRate))} (a node upsert per event, not per batch), ratio ${m((r) => r.rate / r.perEventRate).toFixed(2)}`],
       ['daemon peak RSS', rss.length === 0 ? 'n/a' : `${(Math.max(...rss) / 1048576).toFixed(1)} MiB`],
