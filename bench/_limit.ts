@@ -34,7 +34,7 @@ export function runLimit(dir: string, o: { nodes: number; events: number; batch:
     const machine = new Machine(store.loadDefinition());
     const t = Date.now();
     const states: NodeState[] = nodeNames(nodes).map((id) => ({
-      id, type: 'pc', project: null, mode: 'NORMALv2', state: 'ISUP', since: t, nextMode: null, prevMode: null,
+      id, type: 'pc', project: null, mode: 'NORMALv2', state: 'ISUP', since: t, nextMode: null, prevMode: null, phaseFrom: null,
       timeout: null, reboot: NO_REBOOT, triggers: [],
     }));
     store.transaction(() => { for (const n of states) store.saveNode(n); });
