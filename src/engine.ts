@@ -330,6 +330,8 @@ class Step {
     const stale = this.ctx.staleTimeoutAge * 1000 * this.ctx.timeScale;
     if (stale > 0 && overdue > stale) {
       this.out.push(notify(n.id, 'STALE_TIMEOUT', `${n.id}: ${t.action || 'timeout'} of ${where} was due ${Math.round(overdue / 1000)} s ago, more than staleTimeoutAge; dropped`));
+      // A drive whose retry is dropped is over: a new command starts afresh.
+      if (isRetryAction(t.action)) this.setReboot(NO_REBOOT);
       return this.done();
     }
     const action = parseTimeoutAction(t.action);
