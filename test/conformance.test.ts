@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Committed } from '../src/core.ts';
+import { FLEET_DEFAULTS, Fleet } from '../src/simulator/fleet.ts';
 import type { OneShotTrigger } from '../src/types.ts';
 import { FakeClock, T0, makeCore, type TestCore } from './helpers/fake.ts';
 
@@ -291,7 +292,11 @@ async function perform(tc: TestCore, what: string): Promise<Committed | null> {
 const logOf = (c: Committed | null): string[] =>
   (c?.events ?? []).map((le) => (le.event.objtype === 'TBNODESTATE' ? le.event.eventtype : `${le.event.objtype} ${le.event.eventtype}`));
 const actionsOf = (c: Committed | null): string[] =>
-  (c?.effects ?? []).map((e) => (e.t === 'action' ? `${e.command}#${e.attempt}` : e.t === 'script' ? `script ${e.name}` : `log ${/trigger (\S+)/.exec(e.message)![1]}`));
+  (c?.effects ?? []).map((e) => {
+    if (e.t === 'action') return `${e.command}#${e.attempt}`;
+    if (e.t === 'script') return `script ${e.name}`;
+    return e.t === 'log' ? `log ${/trigger (\S+)/.exec(e.message)![1]}` : `emit ${e.event.eventtype}`;
+  });
 
 for (const k of CASES) {
   test(`${k.name} [Emulab ${k.emulab}]`, async () => {
@@ -380,3 +385,31 @@ test('staleTimeoutAge is scaled by --time-scale and 0 drops nothing', async () =
     assert.deepEqual(logOf(await tc.fire()), [`NOTIFY ${expect}`], `scale ${scale} age ${age}`);
   }
 });
+
+// SPEC §1 simulate: "a realistic boot sequence ... or the RELOAD sequence in that mode". Realistic = the
+// shipped tables take it without a word: replay what the fleet says through the engine.
+for (const [what, command, nextMode] of [['a REBOOT', 'REBOOT', null], ['a POWERCYCLE', 'POWERCYCLE', null], ['a reload', 'REBOOT', 'RELOAD']] as const) {
+  test(`the simulator's sequence for ${what} follows the shipped tables: no NOTIFY, back in NORMALv2/ISUP`, async () => {
+    const said: string[] = [];
+    const fleet = new Fleet(async (_node, s) => { said.push(s); }, { ...FLEET_DEFAULTS, stepMs: 2 });
+    const action = { id: 'a1', node: 'pc1', type: 'sim', command, requested: command, attempt: 1, mode: 'NORMALv2', nextMode };
+    assert.deepEqual(await fleet.run(action), { ok: true });
+    const end = Date.now() + 5000;
+    while (said.at(-1) !== 'ISUP' && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    fleet.stop();
+
+    const tc = makeCore();
+    await tc.step((c) => {
+      c.addNode('pc1', { mode: 'NORMALv2', state: 'ISUP' });
+      c.updateNode('pc1', { nextMode });
+      c.applyEvent({ objtype: 'TBCOMMAND', objname: 'pc1', eventtype: command });
+    });
+    await tc.step((c) => c.applyInput('pc1', { kind: 'actionResult', command, attempt: 1, ok: true }));
+    for (const s of said) await tc.send({ objtype: 'TBNODESTATE', objname: 'pc1', eventtype: s });
+    const logged = tc.store.eventsAfter(0, 1000).map((le) => le.event);
+    assert.deepEqual(logged.filter((e) => e.objtype === 'NOTIFY' || e.objtype === 'TBFAILED'), [], `${said.join(' ')}`);
+    const n = tc.core.nodes.get('pc1')!;
+    assert.deepEqual([n.mode, n.state, n.nextMode, n.reboot.command], ['NORMALv2', 'ISUP', null, null]);
+    if (nextMode !== null) assert.ok(logged.some((e) => e.mode === 'RELOAD' && e.eventtype === 'RELOADDONE'), 'reloaded in RELOAD');
+  });
+}
