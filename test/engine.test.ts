@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { apply, type Effect, type EngineInput } from '../src/engine.ts';
+import { Machine, parseDefinitionJson } from '../src/machine.ts';
 import { NO_REBOOT, type NodeState } from '../src/types.ts';
 import { T0, engineCtx, makeNode } from './helpers/fake.ts';
 
@@ -317,4 +318,38 @@ test('a POWEROFF while stated drives a REBOOT is not reported as joined', () => 
   assert.notEqual(o.verdict, 'joined');
   if (o.verdict === 'refused') assert.ok(o.refusal);
   else assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1, started: T0 }]);
+});
+
+// §4 timeouts: STATE:X is checked when it fires, for definitions may change under a pending deadline.
+test('a STATE:X timeout naming a state no table knows is notified, not forced', () => {
+  const m = new Machine(parseDefinitionJson(JSON.stringify({
+    state_transitions: [{ op_mode: 'M', state1: 'A', state2: 'B' }],
+    state_timeouts: [{ op_mode: 'M', state: 'B', timeout: 5, action: 'STATE:A' }],
+  })));
+  const armed = makeNode({ mode: 'M', state: 'B', timeout: { at: T0, action: 'STATE:NOWHERE', mode: 'M', state: 'B' } });
+  const o = apply(armed, { kind: 'timeout' }, engineCtx({ machine: m }));
+  assert.deepEqual(notifies(o.effects), ['UNKNOWN_ACTION']);
+  assert.equal(o.effects.length, 1);
+  const known = apply({ ...armed, timeout: { ...armed.timeout!, action: 'STATE:A' } }, { kind: 'timeout' }, engineCtx({ machine: m }));
+  assert.deepEqual(known.effects, [emitState('A', true)]);
+});
+
+// §4.6: BOOTING leaves PXEKERNEL for the next op mode, else the mode the node came from; with neither it stays.
+test('BOOTING in PXEKERNEL with nowhere to go: NOTIFY PXE_NO_MODE, the node stays', () => {
+  const lost = apply(makeNode({ mode: 'PXEKERNEL', state: 'PXEBOOTING' }), state('BOOTING'), engineCtx());
+  assert.deepEqual(notifies(lost.effects), ['PXE_NO_MODE']);
+  assert.deepEqual([lost.node.mode, lost.node.state], ['PXEKERNEL', 'BOOTING']);
+  const from = apply(makeNode({ mode: 'PXEKERNEL', state: 'PXEBOOTING', phaseFrom: 'MINIMAL' }), state('BOOTING'), engineCtx());
+  assert.deepEqual([from.node.mode, from.node.phaseFrom, notifies(from.effects)], ['MINIMAL', null, []]);
+  assert.deepEqual(from.node.timeout, { at: T0 + 180 * S, action: 'REBOOT', mode: 'MINIMAL', state: 'BOOTING' });
+});
+
+// A command's retry timer is not a state's: a mode change by a phase trigger keeps it.
+test('a phase move keeps a pending CMDRETRY', () => {
+  const o = apply(apply(rebooted(), state('SHUTDOWN'), engineCtx()).node, state('PXEBOOTING'), engineCtx());
+  assert.equal(o.node.mode, 'PXEKERNEL');
+  const waiting = rebooted();
+  const p = apply({ ...waiting, state: 'SHUTDOWN' }, state('PXEBOOTING'), engineCtx({ now: T0 + 5 * S }));
+  assert.equal(p.node.mode, 'PXEKERNEL');
+  assert.deepEqual(p.node.timeout, waiting.timeout, 'REBOOT still awaits SHUTDOWN: its CMDRETRY stays');
 });
