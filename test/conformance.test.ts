@@ -5,6 +5,7 @@
 // Emulab's event/stated/stated.in it pins.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { parseConfig } from '../src/config.ts';
 import type { Committed } from '../src/core.ts';
 import { FLEET_DEFAULTS, Fleet } from '../src/simulator/fleet.ts';
 import type { OneShotTrigger } from '../src/types.ts';
@@ -413,3 +414,10 @@ for (const [what, command, nextMode] of [['a REBOOT', 'REBOOT', null], ['a POWER
     if (nextMode !== null) assert.ok(logged.some((e) => e.mode === 'RELOAD' && e.eventtype === 'RELOADDONE'), 'reloaded in RELOAD');
   });
 }
+
+test('staleTimeoutAge is a config key: 7 days by default, seconds >= 0', () => {
+  assert.equal(parseConfig({}).staleTimeoutAge, 7 * 86_400);
+  assert.equal(parseConfig({ staleTimeoutAge: 3600 }).staleTimeoutAge, 3600);
+  assert.throws(() => parseConfig({ staleTimeoutAge: -1 }), /staleTimeoutAge must be seconds/);
+  assert.throws(() => parseConfig({ staleTimeoutAge: '7d' }), /staleTimeoutAge must be seconds/);
+});
