@@ -15,6 +15,8 @@ import { sqliteNativeBinding } from '../src/native.ts';
 import { Store } from '../src/store.ts';
 import { eventAt, nodeNames } from './_events.ts';
 
+const PXE = 'PXEKERNEL';
+
 /** Batch sizes tried; the daemon bounds its own batches at 1,000 jobs. */
 export const LIMIT_BATCHES = [100, 300, 1000, 3000, 10000] as const;
 
@@ -31,6 +33,7 @@ export interface LimitResult {
 
 interface Row {
   id: string;
+  mode: string;
   state: string;
   since: number;
   timeoutAt: number | null;
@@ -57,18 +60,18 @@ function runOnce(file: string, o: { nodes: number; events: number; batch: number
     const insertEvent = db.prepare('INSERT INTO events (seq, time, objtype, objname, eventtype, cid, extra, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     // The daemon's own upsert shape (every column), so both sides write the same row.
     const upsertNode = db.prepare(`INSERT INTO nodes (node_id, type, project, op_mode, state, since, next_mode, prev_mode,
-        timeout_at, timeout_action, timeout_mode, timeout_state, reboot)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        timeout_at, timeout_action, timeout_mode, timeout_state, reboot, phase_from)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(node_id) DO UPDATE SET type=excluded.type, project=excluded.project, op_mode=excluded.op_mode,
         state=excluded.state, since=excluded.since, next_mode=excluded.next_mode, prev_mode=excluded.prev_mode,
         timeout_at=excluded.timeout_at, timeout_action=excluded.timeout_action, timeout_mode=excluded.timeout_mode,
-        timeout_state=excluded.timeout_state, reboot=excluded.reboot`);
-    const extra = JSON.stringify({ mode: 'NORMALv2' });
+        timeout_state=excluded.timeout_state, reboot=excluded.reboot, phase_from=excluded.phase_from`);
+    const extra = new Map(['NORMALv2', PXE].map((m) => [m, JSON.stringify({ mode: m })]));
     const t = Date.now();
-    const rows: Row[] = nodeNames(o.nodes).map((id) => ({ id, state: 'ISUP', since: t, timeoutAt: null, timeoutAction: null, timeoutState: null }));
+    const rows: Row[] = nodeNames(o.nodes).map((id) => ({ id, mode: 'NORMALv2', state: 'ISUP', since: t, timeoutAt: null, timeoutAction: null, timeoutState: null }));
     const save = (r: Row): void => {
-      upsertNode.run(r.id, 'pc', null, 'NORMALv2', r.state, r.since, null, null,
-        r.timeoutAt, r.timeoutAction, r.timeoutState === null ? null : 'NORMALv2', r.timeoutState, null);
+      upsertNode.run(r.id, 'pc', null, r.mode, r.state, r.since, null, null,
+        r.timeoutAt, r.timeoutAction, r.timeoutState === null ? null : r.mode, r.timeoutState, null, r.mode === PXE ? 'NORMALv2' : null);
     };
     db.transaction(() => { for (const r of rows) save(r); })();
     const prev = new Array<number | null>(o.nodes).fill(null);
@@ -79,14 +82,19 @@ function runOnce(file: string, o: { nodes: number; events: number; batch: number
         const { node, state } = eventAt(i, o.nodes);
         const r = rows[node]!;
         const now = Date.now();
-        // What the engine leaves in the row: the state, since, and the state's timeout (SPEC §4.2).
-        const to = machine.timeout('NORMALv2', state);
+        // The log row carries the mode the event found the node in.
+        const logged = extra.get(r.mode)!;
+        // What the engine leaves in the row: the mode (PXEBOOTING enters Emulab's PXE phase, BOOTING
+        // leaves it: SPEC §4.6), the state, since, and the state's timeout (SPEC §4.2).
+        if (state === 'PXEBOOTING') r.mode = PXE;
+        else if (state === 'BOOTING') r.mode = 'NORMALv2';
+        const to = machine.timeout(r.mode, state);
         r.state = state;
         r.since = now;
         r.timeoutAt = to ? now + to.seconds * 1000 : null;
         r.timeoutAction = to ? to.action : null;
         r.timeoutState = to ? state : null;
-        insertEvent.run(++seq, now, 'TBNODESTATE', r.id, state, null, extra, prev[node]);
+        insertEvent.run(++seq, now, 'TBNODESTATE', r.id, state, null, logged, prev[node]);
         prev[node] = seq;
         if (o.nodeRowPerEvent) save(r);
         else dirty.add(r);

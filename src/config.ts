@@ -46,6 +46,11 @@ export interface Config {
   synchronous: 'FULL' | 'NORMAL';
   /** Node type -> driver. '*' is the fallback. */
   drivers: Record<string, DriverConfig>;
+  /**
+   * Seconds (scaled by --time-scale, like every timeout): a deadline overdue
+   * by more than this at start is dropped with a NOTIFY, not fired; 0 fires all.
+   */
+  staleTimeoutAge: number;
 }
 
 export const DEFAULTS: Config = {
@@ -63,6 +68,7 @@ export const DEFAULTS: Config = {
   subscriberBuffer: 8 * 1024 * 1024,
   synchronous: 'FULL',
   drivers: {},
+  staleTimeoutAge: 7 * 86_400,
 };
 
 type Check = (v: unknown) => boolean;
@@ -82,6 +88,7 @@ const CHECKS: Record<keyof Config, [Check, string]> = {
   sweepInterval: [(v) => isNum(v) && (v as number) > 0, 'seconds > 0'],
   subscriberBuffer: [(v) => Number.isInteger(v) && (v as number) >= 65536, 'bytes >= 65536'],
   synchronous: [(v) => v === 'FULL' || v === 'NORMAL', "'FULL' or 'NORMAL'"],
+  staleTimeoutAge: [isNum, 'seconds'],
   drivers: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of node type -> driver'],
 };
 

@@ -24,6 +24,8 @@ export interface CoreConfig {
   /** Seconds between a failed driver attempt and the next. */
   retryDelay: number;
   genIsupTypes: string[];
+  /** Seconds: deadlines overdue by more than this are dropped, not fired (SPEC §4 timeouts). */
+  staleTimeoutAge: number;
 }
 
 /** What one committed batch hands to the outside world. */
@@ -145,7 +147,7 @@ export class Core {
     this.load();
     this.ctxCache = {
       machine: this.machine, now: 0, timeScale: config.timeScale, maxRebootAttempts: config.maxRebootAttempts,
-      retryDelay: config.retryDelay, genIsupTypes: this.genIsup,
+      retryDelay: config.retryDelay, genIsupTypes: this.genIsup, staleTimeoutAge: config.staleTimeoutAge,
     };
   }
 
@@ -508,7 +510,7 @@ export class Core {
     if (this.nodes.has(id)) throw new StatedError('E_CONFLICT', `node ${id} exists`);
     const n: NodeState = {
       id, type: opts.type ?? 'pc', project: opts.project ?? null, mode: opts.mode ?? 'NORMALv2',
-      state: opts.state ?? null, since: this.clock(), nextMode: null, prevMode: null, timeout: null,
+      state: opts.state ?? null, since: this.clock(), nextMode: null, prevMode: null, phaseFrom: null, timeout: null,
       reboot: NO_REBOOT, triggers: [],
     };
     this.nodes.set(id, n);

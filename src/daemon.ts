@@ -80,6 +80,7 @@ export class Daemon {
       maxRebootAttempts: this.config.maxRebootAttempts,
       retryDelay: this.config.retryDelay,
       genIsupTypes: this.config.genIsupTypes,
+      staleTimeoutAge: this.config.staleTimeoutAge,
     }, Date.now, this.writer);
     this.auth = new Auth(this.store.db, process.env.STATED_TOKEN);
     this.hub = new Hub(this.store, () => this.core.committedSeq, {
@@ -196,6 +197,7 @@ export class Daemon {
   private effect(eff: Effect): void {
     if (eff.t === 'script') this.runScript(eff.node, eff.name);
     else if (eff.t === 'action') this.scheduler.submit(eff.node, eff.command, eff.attempt, eff.started);
+    else if (eff.t === 'log' && this.opts.debug) this.log(`stated: ${eff.message}`);
   }
 
   private runScript(node: string, name: string): void {

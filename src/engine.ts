@@ -4,7 +4,8 @@
  * that changes a node (event, timeout, trigger, command, driver result) comes
  * through `apply`, so every Emulab rule is a unit test of this one function.
  */
-import { type Machine, classifyTrigger, splitTriggers } from './machine.ts';
+import { type Machine, classifyTrigger, parseTimeoutAction, splitTriggers } from './machine.ts';
+import { PXEKERNEL, SECVIOLATION, type PhaseTrigger, isPhaseMode, isPhaseTrigger, isReloadMode, isSecureMode, phaseTarget, reloadReturn } from './phases.ts';
 import type { FailureReason, NodeState, RebootState, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
@@ -19,6 +20,11 @@ export interface EngineContext {
   retryDelay: number;
   /** Node types that cannot send ISUP themselves (the CHECKGENISUP trigger). */
   genIsupTypes: ReadonlySet<string>;
+  /**
+   * Seconds (scaled by timeScale): a deadline overdue by more than this when
+   * it fires (the daemon was down) is dropped with a NOTIFY; 0 drops none.
+   */
+  staleTimeoutAge: number;
 }
 
 export type EngineInput =
@@ -36,7 +42,9 @@ export type Effect =
   /** Run a power action through the node type's driver, after commit. */
   | { t: 'action'; node: string; command: string; attempt: number; started?: number }
   /** Run an operator script (SCRIPT:name), after commit. */
-  | { t: 'script'; node: string; name: string };
+  | { t: 'script'; node: string; name: string }
+  /** A line for the daemon's debug log (an Emulab trigger stated has nothing to do for). */
+  | { t: 'log'; node: string; message: string };
 
 export type CommandVerdict = 'accepted' | 'joined' | 'refused';
 
@@ -58,6 +66,15 @@ export function notify(node: string, code: string, message: string): Effect {
   return { t: 'emit', event: { objtype: 'NOTIFY', objname: node, eventtype: code, message } };
 }
 
+/**
+ * The NOTIFY for one retry of a command stated drives (SPEC §4.3: "each retry
+ * raises a NOTIFY (attempt n of max)"); Emulab mailed each one. Every retry
+ * path builds its notice here, so there is one code and one wording.
+ */
+export function retryNotice(node: string, command: string, attempt: number, max: number, why: string): Effect {
+  return notify(node, 'REBOOT_RETRY', `${node}: ${command} retry, attempt ${attempt} of ${max} (${why})`);
+}
+
 function stateEvent(node: string, state: string): Extract<Effect, { t: 'emit' }> {
   return { t: 'emit', event: { objtype: 'TBNODESTATE', objname: node, eventtype: state } };
 }
@@ -69,9 +86,9 @@ export function apply(node: NodeState, input: EngineInput, ctx: EngineContext): 
     case 'state':
       return step.enterState(input.state, input.forced === true);
     case 'opmode':
-      // Deprecated in Emulab (SPEC §2): the mode changes, the state stays.
-      step.n.mode = input.mode;
-      step.out.push(notify(node.id, 'DEPRECATED_OPMODE', `${node.id}: TBNODEOPMODE ${input.mode} is deprecated; mode set`));
+      // Deprecated in Emulab (SPEC §2), and still an immediate mode change (§4.5).
+      step.out.push(notify(node.id, 'DEPRECATED_OPMODE', `${node.id}: TBNODEOPMODE ${input.mode} is deprecated; mode changed`));
+      step.changeMode(input.mode, false);
       return step.done();
     case 'control':
       return step.control(input.control);
@@ -120,9 +137,10 @@ class Step {
     const n = this.n;
     const id = n.id;
     // §4.1: an invalid transition is reported and still applied, as Emulab does.
-    const verdict = forced ? 'unchecked' : machine.transition(n.mode, n.state, state);
+    const from = n.state;
+    const verdict = forced ? 'unchecked' : machine.transition(n.mode, from, state);
     if (verdict === 'invalid') {
-      this.out.push(notify(id, 'INVALID_TRANSITION', `${id}: invalid transition ${n.mode}/${n.state} -> ${state}`));
+      this.out.push(notify(id, 'INVALID_TRANSITION', `${id}: invalid transition ${n.mode}/${from} -> ${state}`));
     }
     const commandPending = n.reboot.command !== null && n.reboot.awaitingShutdown;
     n.state = state;
@@ -140,51 +158,116 @@ class Step {
       }
     }
     // §4.2: the state's timeout replaces the pending one.
-    if (!keepTimeout) {
-      const t = machine.timeout(n.mode, state);
-      n.timeout = t ? { at: this.deadline(t.seconds), action: t.action, mode: n.mode, state } : null;
-    }
+    if (!keepTimeout) this.armTimeout();
     // A node that comes up is no longer being driven (SPEC §4, timeout REBOOT).
     if (state === 'ISUP') this.setReboot(NO_REBOOT);
 
-    // §4.4: global triggers, then the node's one-shots, which are then cleared.
-    let names = machine.triggers(id, n.mode, state);
-    if (n.triggers.length > 0) {
-      const all = [...names]; // the machine's list is shared
-      const keep = [];
-      for (const t of n.triggers) {
-        if ((t.mode === n.mode || t.mode === '*') && (t.state === state || t.state === '*')) {
-          for (const name of splitTriggers(t.triggers)) if (!all.includes(name)) all.push(name);
-        } else keep.push(t);
-      }
-      n.triggers = keep;
-      names = all;
+    // Emulab's stateTransition: a node on the secure-boot path may not jump
+    // into states its tables do not allow; it goes to SECVIOLATION instead
+    // (whose own triggers power it off), and the reported state's triggers
+    // do not run.
+    if (verdict === 'invalid' && isSecureMode(n.mode) && state !== SECVIOLATION) {
+      this.out.push(notify(id, 'SECVIOLATION', `${id}: ${from} -> ${state} is not allowed in ${n.mode}; moved to ${SECVIOLATION}`));
+      this.out.push({ ...stateEvent(id, SECVIOLATION), forced: true });
+      return { node: n, effects: this.out, valid: false };
     }
-    // RESET first: it clears the counters of the boot that just ended, and must
-    // not undo a REBOOT that a trigger of the same row starts (RELOAD/ISUP
-    // runs REBOOT plus the (*,ISUP) RESET under SPEC §4.4's union of rows).
-    if (names.includes('RESET')) this.trigger('RESET');
-    for (const name of names) if (name !== 'RESET') this.trigger(name);
 
-    // §4.5: a mode transition into the node's next op mode.
-    if (n.nextMode) {
-      const mt = machine.modeTransition(n.mode, n.state ?? state, n.nextMode);
-      if (mt) {
-        n.prevMode = n.mode;
-        n.mode = mt.mode;
-        n.nextMode = null;
-        // Logged as a TBNODESTATE of its own (SPEC §4), applied in the new mode.
-        this.out.push({ ...stateEvent(id, mt.state), forced: true });
-      }
-    }
+    // §4.4: the node's one-shot triggers, cleared, then one global row.
+    if (n.triggers.length > 0) for (const name of this.takeOneShots(state)) this.trigger(name, from);
+    for (const name of machine.triggers(id, n.mode, state)) this.trigger(name, from);
+
+    // §4.5: where (mode, state) starts mode transitions, the next op mode takes effect.
+    if (n.nextMode !== null && machine.modeTransitionState(n.mode, state)) this.changeMode(n.nextMode, false);
     return { node: n, effects: this.out, valid: verdict !== 'invalid' };
   }
 
-  trigger(name: string): void {
+  /** Arms the timeout of the node's (mode, state), replacing any (SPEC §4.2). */
+  private armTimeout(): void {
+    const n = this.n;
+    const t = n.state === null ? null : this.ctx.machine.timeout(n.mode, n.state);
+    n.timeout = t && n.state !== null ? { at: this.deadline(t.seconds), action: t.action, mode: n.mode, state: n.state } : null;
+  }
+
+  /**
+   * The node's one-shot triggers for the state just entered, in Emulab's
+   * order ((mode,state), then (`*`,state); `*`-state ones after), removed
+   * from the node: each runs once.
+   */
+  private takeOneShots(state: string): string[] {
+    const n = this.n;
+    const names: string[] = [];
+    const keep = [];
+    for (const pass of [[n.mode, state], ['*', state], [n.mode, '*'], ['*', '*']]) {
+      for (const t of n.triggers) {
+        if (t.mode === pass[0] && t.state === pass[1]) names.push(...splitTriggers(t.triggers));
+      }
+    }
+    for (const t of n.triggers) {
+      if (!((t.mode === n.mode || t.mode === '*') && (t.state === state || t.state === '*'))) keep.push(t);
+    }
+    if (keep.length !== n.triggers.length) n.triggers = keep;
+    return names;
+  }
+
+  /**
+   * Moves the node to `mode` (SPEC §4.5, §4.6; Emulab's opModeTransition).
+   * The mode_transitions row from (mode, state) towards it, if any, gives
+   * the new state, logged as a TBNODESTATE of its own (applied in the new
+   * mode: its timeout and triggers); without one the state stays and its
+   * timeout in the new mode is armed here. `forced` moves are the
+   * phase triggers': no NOTIFY without a row, and the next op mode survives
+   * them until reached (stated has no bootinfo: the next op mode is its only
+   * record of what the node will boot).
+   */
+  changeMode(mode: string, forced: boolean): void {
     const n = this.n;
     const id = n.id;
-    // Emulab's bookkeeping triggers (PXEBOOT, CHECKPORTREG, ...) have nothing to do here.
-    if (classifyTrigger(name) === 'noop') return;
+    const { machine } = this.ctx;
+    const state = n.state;
+    const row = state === null ? null : machine.modeTransition(n.mode, state, mode);
+    if (!forced && row === null) {
+      const why = state !== null && machine.modeTransitionState(n.mode, state) ? `no mode transition from ${n.mode}/${state} to ${mode}` : `${n.mode}/${state} is not a mode transition state`;
+      this.out.push(notify(id, 'INVALID_MODE_TRANSITION', `${id}: ${why}; moved to ${mode}/${state} anyway`));
+    }
+    const old = n.mode;
+    // The PXE phase is transparent: the mode a reload returns to is not PXEKERNEL.
+    if (old !== PXEKERNEL && mode !== PXEKERNEL) n.prevMode = old;
+    if (!isPhaseMode(mode)) n.phaseFrom = null;
+    else if (!isPhaseMode(old)) n.phaseFrom = old;
+    n.mode = row?.mode ?? mode;
+    if (!forced || n.nextMode === n.mode) n.nextMode = null;
+    if (row !== null) {
+      // Logged even when the state stays: the log then shows the new mode.
+      this.out.push({ ...stateEvent(id, row.state), forced: true });
+    } else if (n.timeout?.mode !== 'TBCOMMAND') {
+      // A command's own retry timer is not the state's: it stays.
+      this.armTimeout();
+    }
+  }
+
+  /** The PXEBOOT, BOOTING and SECUREBOOT triggers (SPEC §4.6). */
+  private phase(name: PhaseTrigger, from: string | null): void {
+    const n = this.n;
+    const target = phaseTarget(name, n, from);
+    if (target === 'lost') {
+      this.out.push(notify(n.id, 'PXE_NO_MODE', `${n.id}: BOOTING in ${PXEKERNEL} with no next op mode and no mode it came from; it stays in ${PXEKERNEL}`));
+    } else if (target !== null) {
+      this.changeMode(target, true);
+    }
+  }
+
+  trigger(name: string, from: string | null = this.n.state): void {
+    const n = this.n;
+    const id = n.id;
+    if (isPhaseTrigger(name)) {
+      this.phase(name, from);
+      return;
+    }
+    // Emulab's triggers for things outside stated (port registration, PXE boot paths, MFS mail).
+    if (classifyTrigger(name) === 'noop') {
+      this.out.push({ t: 'log', node: id, message: `${id}: trigger ${name} in ${n.mode}/${n.state}: Emulab work outside stated, nothing to do` });
+      return;
+    }
     if (name.startsWith('SCRIPT:')) {
       this.out.push({ t: 'script', node: id, name: name.slice(7) });
       return;
@@ -196,8 +279,10 @@ class Step {
       case 'RELOADDONE':
       case 'RELOADDONEV2':
         // Close the reload: send the node back where it came from, unless an
-        // operator already chose its next mode.
-        if (!n.nextMode) n.nextMode = n.prevMode && !n.prevMode.startsWith('RELOAD') ? n.prevMode : 'NORMALv2';
+        // operator already chose its next mode. On a node that is not
+        // reloading it changes nothing (Emulab's control only clears reload
+        // bookkeeping), so no later SHUTDOWN switches its mode.
+        if (isReloadMode(n.mode) && n.nextMode === null) n.nextMode = reloadReturn(n);
         return;
       case 'ISUP':
         this.out.push(stateEvent(id, 'ISUP'));
@@ -239,16 +324,28 @@ class Step {
     if (!t) return this.done();
     n.timeout = null;
     const where = `${t.mode}/${t.state}`;
-    if (t.action === '' ) return this.done();
-    if (t.action === 'NOTIFY') {
-      this.out.push(notify(n.id, 'TIMEOUT', `${n.id}: timed out in ${where}`));
-    } else if (t.action.startsWith('STATE:')) {
-      this.out.push({ ...stateEvent(n.id, t.action.slice(6)), forced: true });
-    } else if (isRetryAction(t.action)) {
-      const code = t.action === 'REBOOT' ? 'TIMEOUT_IN_STATE' : n.reboot.lastError ?? 'COMMAND_TIMEOUT';
-      this.retry(code, t.mode, t.state);
-    } else {
+    // Emulab ignored ancient deadlines at start: after a long outage the
+    // node's state is stale, and acting on it would power-cycle a fleet.
+    const overdue = this.ctx.now - t.at;
+    const stale = this.ctx.staleTimeoutAge * 1000 * this.ctx.timeScale;
+    if (stale > 0 && overdue > stale) {
+      this.out.push(notify(n.id, 'STALE_TIMEOUT', `${n.id}: ${t.action || 'timeout'} of ${where} was due ${Math.round(overdue / 1000)} s ago, more than staleTimeoutAge; dropped`));
+      // A drive whose retry is dropped is over: a new command starts afresh.
+      if (isRetryAction(t.action)) this.setReboot(NO_REBOOT);
+      return this.done();
+    }
+    const action = parseTimeoutAction(t.action);
+    if (action === null) {
       this.out.push(notify(n.id, 'UNKNOWN_ACTION', `${n.id}: unknown timeout action ${t.action} in ${where}`));
+    } else if (action.kind === 'NOTIFY') {
+      this.out.push(notify(n.id, 'TIMEOUT', `${n.id}: timed out in ${where}`));
+    } else if (action.kind === 'STATE') {
+      // Definitions may change under a pending deadline: force only a state the tables know.
+      if (this.ctx.machine.hasState(action.state)) this.out.push({ ...stateEvent(n.id, action.state), forced: true });
+      else this.out.push(notify(n.id, 'UNKNOWN_ACTION', `${n.id}: timeout action ${t.action} in ${where} names a state no table knows; not forced`));
+    } else if (action.kind === 'REBOOT' || action.kind === 'CMDRETRY') {
+      const code = action.kind === 'REBOOT' ? 'TIMEOUT_IN_STATE' : n.reboot.lastError ?? 'COMMAND_TIMEOUT';
+      this.retry(code, t.mode, t.state);
     }
     return this.done();
   }
@@ -257,12 +354,20 @@ class Step {
   private retry(code: string, mode: string, state: string, message?: string): void {
     const n = this.n;
     const r = n.reboot;
+    if (!r.command && state === 'PXEWAKEUP' && mode === PXEKERNEL) {
+      // Emulab's stated wakes a node that did not answer its PXE wakeup
+      // itself (handleCtrlEvent): nobody else is driving it.
+      this.out.push(notify(n.id, 'TIMEOUT', `${n.id}: timed out in ${mode}/${state}; rebooting it`));
+      this.startAction('REBOOT', 1);
+      return;
+    }
     if (!r.command || r.gaveUp) {
       // Down under its user's control: only reported (SPEC §4).
       this.out.push(notify(n.id, 'TIMEOUT', `${n.id}: timed out in ${mode}/${state} (${code}); not driven by stated, not retried`));
       return;
     }
     if (r.attempts < this.ctx.maxRebootAttempts) {
+      this.out.push(retryNotice(n.id, r.command, r.attempts + 1, this.ctx.maxRebootAttempts, `${code} in ${mode}/${state}`));
       this.startAction(r.command, r.attempts + 1);
       return;
     }

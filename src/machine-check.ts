@@ -11,6 +11,8 @@
  * warning. Emulab's shipped tables have no errors by this rule (tested).
  */
 import { ANY, splitTriggers } from './machine-import.ts';
+import { Machine } from './machine.ts';
+import { isPhaseTrigger } from './phases.ts';
 import type { MachineDefinition, TimeoutRow } from './types.ts';
 
 export interface Problem {
@@ -22,14 +24,16 @@ export interface Problem {
 /** Triggers stated implements (SPEC §4.4), besides SCRIPT:name. */
 export const BUILTIN_TRIGGERS: readonly string[] = [
   'RESET', 'RELOADDONE', 'RELOADDONEV2', 'ISUP', 'CHECKGENISUP', 'REBOOT', 'POWERCYCLE', 'POWEROFF', 'EMAILNOTIFY',
+  'PXEBOOT', 'BOOTING', 'SECUREBOOT',
 ];
 
 /**
- * Emulab triggers that act on Emulab's boot infrastructure (PXE, port
- * registration, TPM), which stated does not have. The engine runs them as
- * no-ops without a NOTIFY; the linter only warns.
+ * Emulab triggers for work outside the state machine (port registration,
+ * the PXE boot path, mail about an old frisbee MFS), which stated does not
+ * have. The engine accepts them and logs them (debug) without a NOTIFY
+ * (SPEC §4.6); the linter only warns.
  */
-export const EMULAB_NOOP_TRIGGERS: readonly string[] = ['PXEBOOT', 'BOOTING', 'CHECKPORTREG', 'SECUREBOOT', 'RELOADOLDMFS', 'PXERESET'];
+export const EMULAB_NOOP_TRIGGERS: readonly string[] = ['CHECKPORTREG', 'PXERESET', 'RELOADOLDMFS'];
 
 /**
  * States where a node is booting or reloading and, without a timeout, a hang
@@ -130,30 +134,16 @@ export function checkDefinition(def: MachineDefinition): Problem[] {
   }
 
   // --- triggers -----------------------------------------------------------------
-  const wildcardLists = new Map<string, string[]>();
-  for (const r of def.state_triggers) {
-    if (r.node_id === ANY && r.op_mode === ANY) wildcardLists.set(r.state, splitTriggers(r.triggers));
-  }
   for (const r of def.state_triggers) {
     const where = `state_triggers ${r.node_id}/${r.op_mode}/${r.state}`;
-    const names = splitTriggers(r.triggers);
-    for (const name of names) {
+    for (const name of splitTriggers(r.triggers)) {
       const kind = classifyTrigger(name);
       if (kind === 'unknown') {
         const why = name.startsWith('SCRIPT:') ? 'a script name is [A-Za-z0-9_][A-Za-z0-9_.-]{0,63}' : `known: ${BUILTIN_TRIGGERS.join(', ')}, SCRIPT:<name>`;
         error('trigger-unknown', `${where}: unknown trigger ${name}; ${why}`);
       } else if (kind === 'noop') {
-        warn('trigger-noop', `${where}: ${name} is an Emulab trigger stated does not implement; it does nothing`);
+        warn('trigger-noop', `${where}: ${name} is Emulab work outside stated; stated logs it and does nothing`);
       }
-    }
-    // Rows add up (SPEC §4.4), while Emulab's data reads as if a mode's row
-    // replaced the (*,state) row: say so where the two differ.
-    // Only triggers that do something are worth the warning.
-    const general = r.node_id === ANY && r.op_mode !== ANY ? wildcardLists.get(r.state) : undefined;
-    const extra = (general ?? []).filter((n) => !names.includes(n) && classifyTrigger(n) !== 'noop');
-    if (extra.length > 0) {
-      const lead = names.length === 0 ? 'an empty list does not switch off */*/' + r.state : `*/*/${r.state} adds to this row`;
-      warn('trigger-merge', `${where}: ${lead}; ${extra.join(', ')} run${extra.length === 1 ? 's' : ''} here too (stated adds rows up)`);
     }
   }
 
@@ -176,8 +166,9 @@ function checkGraphs(def: MachineDefinition, states: Map<string, Set<string>>, w
     }
     return undefined;
   };
-  const triggersOf = (mode: string, state: string): string[] =>
-    def.state_triggers.filter((r) => inModes(r.op_mode, mode) && inStates(r.state, state)).flatMap((r) => splitTriggers(r.triggers));
+  // One global row decides, as in the engine (SPEC §4.4): the Machine's own lookup.
+  const machine = new Machine(def);
+  const triggersOf = (mode: string, state: string): readonly string[] => machine.triggers(ANY, mode, state);
 
   const graphModes = new Set(def.state_transitions.map((r) => r.op_mode).filter((m) => m !== ANY));
   for (const mode of [...graphModes].sort()) {
@@ -204,7 +195,8 @@ function checkGraphs(def: MachineDefinition, states: Map<string, Set<string>>, w
         def.mode_transitions.some((r) => inModes(r.op_mode1, mode) && inStates(r.state1, state)) ||
         action?.kind === 'REBOOT' ||
         (action?.kind === 'STATE' && action.state !== state) ||
-        triggersOf(mode, state).some((n) => n === 'REBOOT' || n === 'POWERCYCLE');
+        // REBOOT/POWERCYCLE restart the boot; the phase triggers move the node to another machine.
+        triggersOf(mode, state).some((n) => n === 'REBOOT' || n === 'POWERCYCLE' || isPhaseTrigger(n));
       if (!leaves) warn('dead-end-state', `${mode}/${state}: no transition, mode transition, timeout or trigger leads out`);
     }
   }

@@ -32,14 +32,15 @@ type Nested<V> = Map<string, Map<string, V>>;
 export class Machine {
   // mode -> from -> set of to; '*' stays a key and is tried after the literal.
   private readonly allowed: Nested<Set<string>> = new Map();
-  // mode -> states with a row naming both literally (see transition()).
-  private readonly checked = new Map<string, Set<string>>();
+  // Every state a table names literally: a STATE:X target must be one (checked at runtime too).
+  private readonly states = new Set<string>();
   private readonly timeouts: Nested<TimeoutSpec> = new Map();
   // node_id -> mode -> state -> trigger names, already split and deduplicated.
   private readonly triggerLists = new Map<string, Nested<readonly string[]>>();
   // mode1 -> state1 -> mode2 -> row.
   private readonly modeMoves = new Map<string, Nested<ModeTransitionRow>>();
   private readonly def: MachineDefinition;
+  private readonly globalRows: Nested<readonly string[]>;
   // mode -> state -> the global rows' triggers (a Machine never changes: SIGHUP builds a new one).
   private readonly globalCache = new Map<string, Map<string, readonly string[]>>();
 
@@ -59,8 +60,12 @@ export class Machine {
 
     for (const r of transitions) {
       nested(this.allowed, r.op_mode, r.state1, () => new Set<string>()).add(r.state2);
-      if (r.op_mode !== ANY && r.state1 !== ANY) getOrAdd(this.checked, r.op_mode, () => new Set()).add(r.state1);
+      this.states.add(r.state1).add(r.state2);
     }
+    for (const r of timeouts) this.states.add(r.state);
+    for (const r of triggers) this.states.add(r.state);
+    for (const r of moves) this.states.add(r.state1).add(r.state2);
+    this.states.delete(ANY);
     for (const r of timeouts) {
       getOrAdd(this.timeouts, r.op_mode, () => new Map()).set(r.state, Object.freeze({ seconds: r.timeout, action: r.action }));
     }
@@ -68,26 +73,27 @@ export class Machine {
       const byMode = getOrAdd(this.triggerLists, r.node_id, () => new Map());
       getOrAdd(byMode, r.op_mode, () => new Map()).set(r.state, Object.freeze(splitTriggers(r.triggers)));
     }
+    this.globalRows = this.triggerLists.get(ANY) ?? new Map();
     for (const r of moves) {
       nested(this.modeMoves, r.op_mode1, r.state1, () => new Map<string, ModeTransitionRow>()).set(r.op_mode2, r);
     }
   }
 
   /**
-   * Checks mode/from→to against state_transitions (SPEC §4.1).
-   *
-   * Valid when any row matches, each of op_mode, state1 and state2 equal to
-   * the value or `*`. Otherwise invalid only when the mode has a row naming
-   * both the mode and `from` literally; else unchecked, as Emulab leaves a
-   * state nobody described. Wildcard rows therefore only grant: adding
-   * NORMALv2 `*`→POWEROFF makes POWEROFF valid from every state but does not
-   * put WEDGED (which no literal row leaves) under checking. A new node
-   * (`from` null or empty) is unchecked.
+   * Checks mode/from→to against state_transitions (SPEC §4.1), as Emulab's
+   * IsValidTransition: a mode checks `from` once it has a row leaving `from`
+   * or a row leaving `*`; then the move is valid only if a row from `from`
+   * or from `*` (to `to` or to `*`) allows it. So NORMALv2's `*`→POWEROFF row
+   * puts every NORMALv2 state under checking: WEDGED→SHUTDOWN is invalid
+   * there, as in Emulab. Rows of op_mode `*` (a stated extension) only grant.
+   * A mode with no rows of its own, and a new node (`from` null or empty),
+   * are unchecked.
    */
   transition(mode: string, from: string | null | undefined, to: string): TransitionCheck {
     if (from === null || from === undefined || from === '') return 'unchecked';
-    if (allows(this.allowed.get(mode), from, to) || allows(this.allowed.get(ANY), from, to)) return 'valid';
-    return this.checked.get(mode)?.has(from) === true ? 'invalid' : 'unchecked';
+    const own = this.allowed.get(mode);
+    if (allows(own, from, to) || allows(this.allowed.get(ANY), from, to)) return 'valid';
+    return own !== undefined && (own.has(from) || own.has(ANY)) ? 'invalid' : 'unchecked';
   }
 
   /**
@@ -101,11 +107,14 @@ export class Machine {
   }
 
   /**
-   * Triggers to run when nodeId enters (mode, state) (SPEC §4.4): the global
-   * rows (node_id `*`) for (mode,state) then (`*`,state), then the node's own
-   * persistent rows in the same order; rows for state `*` follow each group
-   * in that order. All matching rows add up (none overrides another), first
-   * occurrence of a name wins. One-shot triggers are the engine's, not here.
+   * Triggers to run when nodeId enters (mode, state) (SPEC §4.4), in Emulab's
+   * order (its stated's GetNodeTriggerList): the node's own rows for
+   * (mode,state) then (`*`,state); then ONE global row (node_id `*`): the
+   * first that exists of (mode,state), (mode,`*`), (`*`,state), (`*`,`*`),
+   * the timeout lookup's order (Emulab's tables use no `*` state here).
+   * A mode-specific row overrides the any-mode one even when empty
+   * (SECUREBOOT/BOOTING '' switches the (`*`,BOOTING) triggers off); rows
+   * are never merged. One-shot triggers are the engine's, not here.
    */
   triggers(nodeId: string, mode: string, state: string): readonly string[] {
     const own = nodeId === ANY ? undefined : this.triggerLists.get(nodeId);
@@ -114,17 +123,31 @@ export class Machine {
       let byState = this.globalCache.get(mode);
       if (byState === undefined) this.globalCache.set(mode, (byState = new Map()));
       let list = byState.get(state);
-      if (list === undefined) {
-        const out: string[] = [];
-        collectTriggers(out, this.triggerLists.get(ANY), mode, state);
-        byState.set(state, (list = Object.freeze(out)));
-      }
+      if (list === undefined) byState.set(state, (list = Object.freeze(lookup2(this.globalRows, mode, state) ?? [])));
       return list;
     }
     const out: string[] = [];
-    collectTriggers(out, this.triggerLists.get(ANY), mode, state);
-    collectTriggers(out, own, mode, state);
+    for (const list of [own.get(mode)?.get(state), own.get(ANY)?.get(state), this.triggers(ANY, mode, state)]) {
+      if (list !== undefined) out.push(...list);
+    }
     return out;
+  }
+
+  /**
+   * True when (mode, state) starts some mode transition: only there does a
+   * next op mode take effect (SPEC §4.5; Emulab checks modeTrans{mode:state}).
+   */
+  modeTransitionState(mode: string, state: string): boolean {
+    for (const m of [mode, ANY]) {
+      const byState = this.modeMoves.get(m);
+      if (byState !== undefined && (byState.has(state) || byState.has(ANY))) return true;
+    }
+    return false;
+  }
+
+  /** True when some table names `state` (a STATE:X target must be one). */
+  hasState(state: string): boolean {
+    return this.states.has(state);
   }
 
   /**
@@ -181,16 +204,6 @@ function lookup2<V>(index: Nested<V>, mode: string, state: string): V | undefine
   if (a !== undefined) return a;
   const w = index.get(ANY);
   return w?.get(state) ?? w?.get(ANY);
-}
-
-function collectTriggers(out: string[], byMode: Nested<readonly string[]> | undefined, mode: string, state: string): void {
-  if (byMode === undefined) return;
-  const m = byMode.get(mode);
-  const w = byMode.get(ANY);
-  for (const list of [m?.get(state), w?.get(state), m?.get(ANY), w?.get(ANY)]) {
-    if (list === undefined) continue;
-    for (const name of list) if (!out.includes(name)) out.push(name);
-  }
 }
 
 function getOrAdd<K, V>(map: Map<K, V>, key: K, make: () => V): V {

@@ -11,13 +11,14 @@ import m003 from '../migrations/003_waits.sql';
 import m004 from '../migrations/004_audit.sql';
 import m005 from '../migrations/005_event_chain.sql';
 import m006 from '../migrations/006_node_indexes.sql';
+import m007 from '../migrations/007_phase_from.sql';
 import { sqliteNativeBinding } from './native.ts';
 import { OP, type Ops, type Param, WriteApplier } from './writes.ts';
 import type { FailureReason, LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
 /** Numbered migrations, applied in order; PRAGMA user_version records the last one. */
-export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006];
+export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006, m007];
 
 export interface StoreOptions {
   /** SQLite's synchronous pragma: FULL survives power loss, NORMAL only process crashes. */
@@ -28,6 +29,7 @@ interface NodeRow {
   node_id: string; type: string; project: string | null; op_mode: string; state: string | null;
   since: number; next_mode: string | null; prev_mode: string | null; timeout_at: number | null;
   timeout_action: string | null; timeout_mode: string | null; timeout_state: string | null; reboot: string | null;
+  phase_from: string | null;
 }
 export interface AuditRecord { id: number; time: number; actor: string; role: string; action: string; detail: unknown }
 interface EventRow { seq: number; time: number; objtype: string; objname: string; eventtype: string; cid: string | null; extra: string | null }
@@ -259,6 +261,7 @@ export class Store {
       since: r.since,
       nextMode: r.next_mode,
       prevMode: r.prev_mode,
+      phaseFrom: r.phase_from,
       timeout: r.timeout_at === null ? null
         : { at: r.timeout_at, action: r.timeout_action ?? '', mode: r.timeout_mode ?? '', state: r.timeout_state ?? '' },
       reboot: r.reboot ? JSON.parse(r.reboot) : NO_REBOOT,
@@ -270,7 +273,7 @@ export class Store {
     const t = n.timeout;
     const idle = n.reboot === NO_REBOOT || (n.reboot.command === null && n.reboot.attempts === 0);
     this.ops.push(OP.node, n.id, n.type, n.project, n.mode, n.state, n.since, n.nextMode, n.prevMode,
-      t ? t.at : null, t ? t.action : null, t ? t.mode : null, t ? t.state : null, idle ? null : JSON.stringify(n.reboot));
+      t ? t.at : null, t ? t.action : null, t ? t.mode : null, t ? t.state : null, idle ? null : JSON.stringify(n.reboot), n.phaseFrom);
     this.flush();
   }
 

@@ -93,6 +93,8 @@ export interface NodeState {
   nextMode: string | null;
   /** The mode the node left at its last mode transition (where a reload returns). */
   prevMode: string | null;
+  /** The mode a node in a boot phase machine (PXEKERNEL, SECUREBOOT, SECURELOAD) came from (SPEC §4.6). */
+  phaseFrom: string | null;
   timeout: PendingTimeout | null;
   reboot: RebootState;
   triggers: OneShotTrigger[];

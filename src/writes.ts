@@ -30,14 +30,14 @@ export const OP = {
 
 const SQL: readonly string[] = [
   'INSERT INTO events (seq, time, objtype, objname, eventtype, cid, extra, prev) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-  // Positional: binding 13 named parameters cost more than the row write itself.
+  // Positional: binding 14 named parameters cost more than the row write itself.
   `INSERT INTO nodes (node_id, type, project, op_mode, state, since, next_mode, prev_mode,
-      timeout_at, timeout_action, timeout_mode, timeout_state, reboot)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      timeout_at, timeout_action, timeout_mode, timeout_state, reboot, phase_from)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT(node_id) DO UPDATE SET type=excluded.type, project=excluded.project, op_mode=excluded.op_mode,
       state=excluded.state, since=excluded.since, next_mode=excluded.next_mode, prev_mode=excluded.prev_mode,
       timeout_at=excluded.timeout_at, timeout_action=excluded.timeout_action, timeout_mode=excluded.timeout_mode,
-      timeout_state=excluded.timeout_state, reboot=excluded.reboot`,
+      timeout_state=excluded.timeout_state, reboot=excluded.reboot, phase_from=excluded.phase_from`,
   'DELETE FROM node_triggers WHERE node_id = ?',
   'INSERT OR REPLACE INTO node_triggers (node_id, op_mode, state, triggers) VALUES (?, ?, ?, ?)',
   'DELETE FROM nodes WHERE node_id = ?',
@@ -54,7 +54,7 @@ const SQL: readonly string[] = [
 ];
 
 /** Parameters per op code. */
-export const ARITY: readonly number[] = [8, 13, 1, 4, 1, 5, 2, 6, 2, 6, 1, 2, 3];
+export const ARITY: readonly number[] = [8, 14, 1, 4, 1, 5, 2, 6, 2, 6, 1, 2, 3];
 
 /** Runs recorded ops against one connection (the caller owns the transaction). */
 export class WriteApplier {
@@ -79,7 +79,7 @@ export class WriteApplier {
       // Spelled out by arity: spreading a slice per row would allocate on the hot path.
       switch (code) {
         case OP.event: st.run(o[i + 1], o[i + 2], o[i + 3], o[i + 4], o[i + 5], o[i + 6], o[i + 7], o[i + 8]); break;
-        case OP.node: st.run(o[i + 1], o[i + 2], o[i + 3], o[i + 4], o[i + 5], o[i + 6], o[i + 7], o[i + 8], o[i + 9], o[i + 10], o[i + 11], o[i + 12], o[i + 13]); break;
+        case OP.node: st.run(o[i + 1], o[i + 2], o[i + 3], o[i + 4], o[i + 5], o[i + 6], o[i + 7], o[i + 8], o[i + 9], o[i + 10], o[i + 11], o[i + 12], o[i + 13], o[i + 14]); break;
         case OP.trim: this.applyTrim(o[i + 1] as number, o[i + 2] as number, o[i + 3] as number); break;
         default: st.run(...o.slice(i + 1, i + 1 + ARITY[code]!));
       }

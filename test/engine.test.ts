@@ -3,6 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { apply, type Effect, type EngineInput } from '../src/engine.ts';
+import { Machine, parseDefinitionJson } from '../src/machine.ts';
 import { NO_REBOOT, type NodeState } from '../src/types.ts';
 import { T0, engineCtx, makeNode } from './helpers/fake.ts';
 
@@ -13,28 +14,39 @@ const emitState = (s: string, forced = false): Effect =>
 /** NOTIFY codes among the effects. */
 const notifies = (effects: Effect[]): string[] =>
   effects.flatMap((e) => (e.t === 'emit' && e.event.objtype === 'NOTIFY' ? [e.event.eventtype] : []));
+/** Effects without debug-log lines (CHECKPORTREG on every ISUP). */
+const acts = (effects: Effect[]): Effect[] => effects.filter((e) => e.t !== 'log');
+const retryNote = (attempt: number): string => `REBOOT_RETRY ${attempt} of 3`;
+/** REBOOT_RETRY notices as "REBOOT_RETRY n of max". */
+const retries = (effects: Effect[]): string[] =>
+  effects.flatMap((e) => (e.t === 'emit' && e.event.eventtype === 'REBOOT_RETRY' ? [`REBOOT_RETRY ${/attempt (\d+ of \d+)/.exec(e.event.message!)![1]}`] : []));
 
-/** Applies states one second apart; checks verdict, effects and the deadline each leaves. */
-function walk(node: NodeState, rows: [string, [number, string] | null][], scale = 1, mode = node.mode): NodeState {
-  rows.forEach(([s, timeout], i) => {
+/**
+ * Applies states one second apart; checks verdict, effects, the mode after
+ * (third column, default the walk's mode) and the deadline each leaves.
+ */
+function walk(node: NodeState, rows: [string, [number, string] | null, string?][], scale = 1, mode = node.mode): NodeState {
+  rows.forEach(([s, timeout, after = mode], i) => {
     const now = T0 + (i + 1) * S;
     const o = apply(node, state(s), engineCtx({ now, timeScale: scale }));
-    assert.equal(o.valid, true, `${mode} ${node.state}->${s}`);
-    assert.deepEqual(o.effects, [], `${mode}/${s} effects`);
+    assert.equal(o.valid, true, `${node.mode} ${node.state}->${s}`);
+    assert.deepEqual(acts(o.effects), [], `${node.mode}/${s} effects`);
     assert.equal(o.node.state, s);
+    assert.equal(o.node.mode, after, `mode after ${s}`);
     assert.equal(o.node.since, now);
-    assert.deepEqual(o.node.timeout, timeout && { at: now + timeout[0] * S * scale, action: timeout[1], mode, state: s });
+    assert.deepEqual(o.node.timeout, timeout && { at: now + timeout[0] * S * scale, action: timeout[1], mode: after, state: s });
     node = o.node;
   });
   return node;
 }
 
-// state_transitions NORMALv2: ISUP->SHUTDOWN Reboot, SHUTDOWN->PXEBOOTING DHCP, PXEBOOTING->BOOTING BootInfo,
-// BOOTING->TBSETUP BootOK, TBSETUP->ISUP BootDone; state_timeouts NORMALv2/BOOTING 180 REBOOT, TBSETUP 600 NOTIFY.
+// state_transitions NORMALv2: ISUP->SHUTDOWN Reboot, SHUTDOWN->PXEBOOTING DHCP, BOOTING->TBSETUP BootOK,
+// TBSETUP->ISUP BootDone; PXEKERNEL PXEBOOTING->BOOTING 'Not Free'; state_triggers */*/PXEBOOTING PXEBOOT,
+// */*/BOOTING 'BOOTING, CHECKGENISUP'; state_timeouts NORMALv2/BOOTING 180 REBOOT, TBSETUP 600 NOTIFY.
 for (const scale of [1, 0.01]) {
   test(`NORMALv2 boot is valid end to end, deadlines absolute (timeScale ${scale})`, () => {
     const up = walk(makeNode(), [
-      ['SHUTDOWN', null], ['PXEBOOTING', null], ['BOOTING', [180, 'REBOOT']], ['TBSETUP', [600, 'NOTIFY']], ['ISUP', null],
+      ['SHUTDOWN', null], ['PXEBOOTING', null, 'PXEKERNEL'], ['BOOTING', [180, 'REBOOT']], ['TBSETUP', [600, 'NOTIFY']], ['ISUP', null],
     ], scale);
     assert.equal(up.mode, 'NORMALv2');
     assert.deepEqual(up.reboot, NO_REBOOT);
@@ -73,12 +85,12 @@ for (const [origin, shutdownTimeout] of RELOAD_FROM) {
     assert.deepEqual(o.effects, []);
     assert.deepEqual(o.node.timeout, { at: T0 + 120 * S, action: 'REBOOT', mode: 'RELOAD', state: 'SHUTDOWN' });
     const done = walk(o.node, [
-      ['PXEBOOTING', null], ['BOOTING', [180, 'REBOOT']], ['RELOADSETUP', [60, 'NOTIFY']], ['RELOADING', [600, 'NOTIFY']],
+      ['PXEBOOTING', null, 'PXEKERNEL'], ['BOOTING', [180, 'REBOOT']], ['RELOADSETUP', [60, 'NOTIFY']], ['RELOADING', [600, 'NOTIFY']],
     ]);
     const now = T0 + 9 * S;
     o = apply({ ...done, reboot: { ...NO_REBOOT, command: 'REBOOT', attempts: 2 } }, state('RELOADDONE'), engineCtx({ now }));
     assert.equal(o.valid, true);
-    assert.deepEqual(o.effects, [emitState('SHUTDOWN', true)]);
+    assert.deepEqual(acts(o.effects), [emitState('SHUTDOWN', true)]);
     assert.deepEqual([o.node.mode, o.node.state, o.node.prevMode, o.node.nextMode], [origin, 'RELOADDONE', 'RELOAD', null]);
     assert.deepEqual(o.node.reboot, NO_REBOOT, 'the RESET trigger closed the drive');
     o = apply(o.node, state('SHUTDOWN', true), engineCtx({ now }));
@@ -115,7 +127,7 @@ test('a state stated forces is applied unchecked', () => {
   assert.ok(!o.effects.some((e) => e.t === 'emit' && e.event.eventtype === 'INVALID_TRANSITION'));
 });
 
-// §4.4: the node's one-shot triggers run after the global rows, then are cleared.
+// §4.4: the node's one-shot triggers run before the global row, then are cleared.
 test('a one-shot trigger fires once and is cleared; others stay', () => {
   const later = { mode: 'NORMALv2', state: 'BOOTING', triggers: 'EMAILNOTIFY' };
   const n = makeNode({ state: 'TBSETUP', triggers: [{ mode: 'NORMALv2', state: 'ISUP', triggers: 'EMAILNOTIFY' }, later] });
@@ -123,14 +135,16 @@ test('a one-shot trigger fires once and is cleared; others stay', () => {
   assert.deepEqual(notifies(o.effects), ['EMAILNOTIFY']);
   assert.deepEqual(o.node.triggers, [later]);
   const again = apply({ ...o.node, state: 'TBSETUP' }, state('ISUP'), engineCtx());
-  assert.deepEqual(again.effects, []);
+  assert.deepEqual(acts(again.effects), []);
 });
 
 // state_transitions OPSNODEBSD TBSETUP->ISUP BootDone; state_triggers */OPSNODEBSD/ISUP 'SCRIPT:opsreboot'.
 test('unknown trigger raises NOTIFY; SCRIPT:name becomes a script effect', () => {
   const o = apply(makeNode({ state: 'TBSETUP', triggers: [{ mode: '*', state: '*', triggers: 'FROBNICATE' }] }), state('ISUP'), engineCtx());
   assert.deepEqual(notifies(o.effects), ['UNKNOWN_TRIGGER']);
+  assert.equal(o.effects[0]!.t, 'emit', 'one-shots run before the global (*,ISUP) row');
   assert.match((o.effects[0] as { event: { message: string } }).event.message, /FROBNICATE/);
+  // the OPSNODEBSD row overrides (*,ISUP): no RESET, no CHECKPORTREG there
   const s = apply(makeNode({ mode: 'OPSNODEBSD', state: 'TBSETUP' }), state('ISUP'), engineCtx());
   assert.deepEqual(s.effects, [{ t: 'script', node: 'pc1', name: 'opsreboot' }]);
 });
@@ -142,10 +156,11 @@ test('CHECKGENISUP emits ISUP only for types that cannot', () => {
   assert.deepEqual(apply(n, state('BOOTING'), engineCtx({ genIsupTypes: new Set(['switch']) })).effects, [emitState('ISUP')]);
 });
 
-test('TBNODEOPMODE sets the mode, keeps the state, notes the deprecation (SPEC §2)', () => {
-  const o = apply(makeNode(), { kind: 'opmode', mode: 'MINIMAL' }, engineCtx());
-  assert.deepEqual([o.node.mode, o.node.state], ['MINIMAL', 'ISUP']);
-  assert.deepEqual(notifies(o.effects), ['DEPRECATED_OPMODE']);
+// SPEC §2, §4.5: NORMALv2/ISUP starts no mode transition, so the move is notified as invalid and made anyway.
+test('TBNODEOPMODE changes the mode at once, notes the deprecation (SPEC §2, §4.5)', () => {
+  const o = apply(makeNode({ nextMode: 'RELOAD' }), { kind: 'opmode', mode: 'MINIMAL' }, engineCtx());
+  assert.deepEqual([o.node.mode, o.node.state, o.node.nextMode], ['MINIMAL', 'ISUP', null]);
+  assert.deepEqual(notifies(o.effects), ['DEPRECATED_OPMODE', 'INVALID_MODE_TRANSITION']);
 });
 
 test('TBCONTROL RESET clears retry counters; an unknown control raises NOTIFY (SPEC §2, §4.4)', () => {
@@ -188,7 +203,7 @@ test('command REBOOT: action attempt 1, joined while driving, force restarts, SH
   const down = apply(r, state('SHUTDOWN'), engineCtx({ now: T0 + 20 * S }));
   assert.deepEqual([down.effects, down.node.timeout, down.node.reboot.awaitingShutdown], [[], null, false]);
   assert.equal(down.node.reboot.command, 'REBOOT', 'still driven until ISUP');
-  const up = walk(down.node, [['PXEBOOTING', null], ['BOOTING', [180, 'REBOOT']], ['TBSETUP', [600, 'NOTIFY']], ['ISUP', null]]);
+  const up = walk(down.node, [['PXEBOOTING', null, 'PXEKERNEL'], ['BOOTING', [180, 'REBOOT']], ['TBSETUP', [600, 'NOTIFY']], ['ISUP', null]]);
   assert.deepEqual(up.reboot, NO_REBOOT);
 });
 
@@ -197,7 +212,8 @@ test('CMDRETRY retries up to maxRebootAttempts, then TBFAILED', () => {
   let n = rebooted();
   for (let attempt = 2; attempt <= 3; attempt++) {
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
-    assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: n.timeout!.at }]);
+    assert.deepEqual(retries(o.effects), [retryNote(attempt)]);
+    assert.deepEqual(o.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: n.timeout!.at }]);
     n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx({ now: n.timeout?.at ?? T0 })).node;
   }
   const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
@@ -218,7 +234,8 @@ test('REBOOT timeout in BOOTING retries a driven node, then TBFAILED TIMEOUT_IN_
     n = apply(apply(n, state('PXEBOOTING'), engineCtx()).node, state('BOOTING'), engineCtx()).node;
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: T0 + 180 * S }));
     if (attempt <= 3) {
-      assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: T0 + 180 * S }]);
+      assert.deepEqual(retries(o.effects), [retryNote(attempt)]);
+      assert.deepEqual(o.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: T0 + 180 * S }]);
       n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx()).node;
       n = apply(n, state('SHUTDOWN'), engineCtx()).node;
     } else {
@@ -245,7 +262,8 @@ test('actionResult failure: DRIVER_FAILED, retried after retryDelay, TBFAILED at
     if (attempt < 3) {
       assert.deepEqual(o.node.timeout, { at: T0 + 10 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
       const r = apply(o.node, { kind: 'timeout' }, engineCtx({ now: T0 + 10 * S }));
-      assert.deepEqual(r.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1, started: T0 + 10 * S }]);
+      assert.deepEqual(retries(r.effects), [retryNote(attempt + 1)]);
+      assert.deepEqual(r.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1, started: T0 + 10 * S }]);
       n = r.node;
     } else {
       const ev = (o.effects[1] as Extract<Effect, { t: 'emit' }>).event;
@@ -300,4 +318,38 @@ test('a POWEROFF while stated drives a REBOOT is not reported as joined', () => 
   assert.notEqual(o.verdict, 'joined');
   if (o.verdict === 'refused') assert.ok(o.refusal);
   else assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1, started: T0 }]);
+});
+
+// §4 timeouts: STATE:X is checked when it fires, for definitions may change under a pending deadline.
+test('a STATE:X timeout naming a state no table knows is notified, not forced', () => {
+  const m = new Machine(parseDefinitionJson(JSON.stringify({
+    state_transitions: [{ op_mode: 'M', state1: 'A', state2: 'B' }],
+    state_timeouts: [{ op_mode: 'M', state: 'B', timeout: 5, action: 'STATE:A' }],
+  })));
+  const armed = makeNode({ mode: 'M', state: 'B', timeout: { at: T0, action: 'STATE:NOWHERE', mode: 'M', state: 'B' } });
+  const o = apply(armed, { kind: 'timeout' }, engineCtx({ machine: m }));
+  assert.deepEqual(notifies(o.effects), ['UNKNOWN_ACTION']);
+  assert.equal(o.effects.length, 1);
+  const known = apply({ ...armed, timeout: { ...armed.timeout!, action: 'STATE:A' } }, { kind: 'timeout' }, engineCtx({ machine: m }));
+  assert.deepEqual(known.effects, [emitState('A', true)]);
+});
+
+// §4.6: BOOTING leaves PXEKERNEL for the next op mode, else the mode the node came from; with neither it stays.
+test('BOOTING in PXEKERNEL with nowhere to go: NOTIFY PXE_NO_MODE, the node stays', () => {
+  const lost = apply(makeNode({ mode: 'PXEKERNEL', state: 'PXEBOOTING' }), state('BOOTING'), engineCtx());
+  assert.deepEqual(notifies(lost.effects), ['PXE_NO_MODE']);
+  assert.deepEqual([lost.node.mode, lost.node.state], ['PXEKERNEL', 'BOOTING']);
+  const from = apply(makeNode({ mode: 'PXEKERNEL', state: 'PXEBOOTING', phaseFrom: 'MINIMAL' }), state('BOOTING'), engineCtx());
+  assert.deepEqual([from.node.mode, from.node.phaseFrom, notifies(from.effects)], ['MINIMAL', null, []]);
+  assert.deepEqual(from.node.timeout, { at: T0 + 180 * S, action: 'REBOOT', mode: 'MINIMAL', state: 'BOOTING' });
+});
+
+// A command's retry timer is not a state's: a mode change by a phase trigger keeps it.
+test('a phase move keeps a pending CMDRETRY', () => {
+  const o = apply(apply(rebooted(), state('SHUTDOWN'), engineCtx()).node, state('PXEBOOTING'), engineCtx());
+  assert.equal(o.node.mode, 'PXEKERNEL');
+  const waiting = rebooted();
+  const p = apply({ ...waiting, state: 'SHUTDOWN' }, state('PXEBOOTING'), engineCtx({ now: T0 + 5 * S }));
+  assert.equal(p.node.mode, 'PXEKERNEL');
+  assert.deepEqual(p.node.timeout, waiting.timeout, 'REBOOT still awaits SHUTDOWN: its CMDRETRY stays');
 });

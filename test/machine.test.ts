@@ -76,14 +76,22 @@ test('transition: unchecked for new nodes, undescribed states and modes without 
   assert.equal(m.transition('NORMALv2', null, 'SHUTDOWN'), 'unchecked');
   assert.equal(m.transition('NORMALv2', undefined, 'SHUTDOWN'), 'unchecked');
   assert.equal(m.transition('NORMALv2', '', 'SHUTDOWN'), 'unchecked');
-  // WEDGED is only left by the '*' row, which grants without putting WEDGED under checking
-  assert.equal(m.transition('NORMALv2', 'WEDGED', 'SHUTDOWN'), 'unchecked');
+  // PXEFBSD has rows, none from WEDGED and none from '*': WEDGED is undescribed there
+  assert.equal(m.transition('PXEFBSD', 'WEDGED', 'SHUTDOWN'), 'unchecked');
   // TBCOMMAND and EXPTSTATUS have timeouts but no transitions
   assert.equal(m.transition('TBCOMMAND', 'REBOOT', 'POWEROFF'), 'unchecked');
   assert.equal(m.transition('NOSUCHMODE', 'A', 'B'), 'unchecked');
 });
 
-test('transition: wildcard rows grant and never constrain', () => {
+// Emulab's IsValidTransition: a mode with a row leaving '*' checks every state.
+test('transition: a * source row puts every state of its mode under checking, as Emulab', () => {
+  // (state_transitions: 'NORMALv2','*','POWEROFF','Power Off'); no row leaves WEDGED
+  assert.equal(m.transition('NORMALv2', 'WEDGED', 'SHUTDOWN'), 'invalid');
+  assert.equal(m.transition('NORMALv2', 'NEVERHEARDOF', 'ISUP'), 'invalid');
+  assert.equal(m.transition('NORMALv2', 'WEDGED', 'POWEROFF'), 'valid');
+});
+
+test('transition: wildcard-mode rows and * targets only grant', () => {
   const w = new Machine(def({
     state_transitions: [
       { op_mode: '*', state1: 'ISUP', state2: 'SHUTDOWN', label: '' },
@@ -136,16 +144,18 @@ test('triggers: Emulab rows', () => {
   assert.deepEqual(m.triggers('pc1', 'NORMALv2', 'BOOTING'), ['BOOTING', 'CHECKGENISUP']);
   // (state_triggers: '*','*','ISUP','RESET, CHECKPORTREG')
   assert.deepEqual(m.triggers('pc1', 'NORMALv2', 'ISUP'), ['RESET', 'CHECKPORTREG']);
-  // (state_triggers: '*','RELOAD','ISUP','REBOOT') first, then the (*,ISUP) row
-  assert.deepEqual(m.triggers('pc1', 'RELOAD', 'ISUP'), ['REBOOT', 'RESET', 'CHECKPORTREG']);
-  // (state_triggers: '*','MINIMAL','ISUP','RESET'): the second RESET is dropped
-  assert.deepEqual(m.triggers('pc1', 'MINIMAL', 'ISUP'), ['RESET', 'CHECKPORTREG']);
-  // (state_triggers: '*','SECUREBOOT','BOOTING',''): empty adds nothing; (*,BOOTING) still applies
-  assert.deepEqual(m.triggers('pc1', 'SECUREBOOT', 'BOOTING'), ['BOOTING', 'CHECKGENISUP']);
+  // (state_triggers: '*','RELOAD','ISUP','REBOOT') overrides the (*,ISUP) row (GetNodeTriggerList)
+  assert.deepEqual(m.triggers('pc1', 'RELOAD', 'ISUP'), ['REBOOT']);
+  // (state_triggers: '*','MINIMAL','ISUP','RESET'): no CHECKPORTREG in MINIMAL
+  assert.deepEqual(m.triggers('pc1', 'MINIMAL', 'ISUP'), ['RESET']);
+  // (state_triggers: '*','SECUREBOOT','BOOTING',''): an empty row switches (*,BOOTING) off
+  assert.deepEqual(m.triggers('pc1', 'SECUREBOOT', 'BOOTING'), []);
+  // (state_triggers: '*','SECURELOAD','BOOTING','BOOTING'): no CHECKGENISUP there
+  assert.deepEqual(m.triggers('pc1', 'SECURELOAD', 'BOOTING'), ['BOOTING']);
   assert.deepEqual(m.triggers('pc1', 'NORMALv2', 'TBSETUP'), []);
 });
 
-test('triggers: per-node rows follow the global ones, split, trimmed and deduplicated', () => {
+test('triggers: per-node rows come first, then one global row; split, trimmed and deduplicated', () => {
   const w = new Machine(def({
     state_triggers: [
       { node_id: 'pc7', op_mode: '*', state: 'ISUP', triggers: 'SCRIPT:b' },
@@ -154,13 +164,14 @@ test('triggers: per-node rows follow the global ones, split, trimmed and dedupli
       { node_id: '*', op_mode: 'M', state: 'ISUP', triggers: 'EMAILNOTIFY, EMAILNOTIFY' },
     ],
   }));
-  assert.deepEqual(w.triggers('pc7', 'M', 'ISUP'), ['EMAILNOTIFY', 'RESET', 'ISUP', 'SCRIPT:a', 'SCRIPT:b']);
-  assert.deepEqual(w.triggers('pc8', 'M', 'ISUP'), ['EMAILNOTIFY', 'RESET', 'ISUP']);
+  assert.deepEqual(w.triggers('pc7', 'M', 'ISUP'), ['SCRIPT:a', 'RESET', 'SCRIPT:b', 'EMAILNOTIFY']);
+  assert.deepEqual(w.triggers('pc7', 'N', 'ISUP'), ['SCRIPT:b', 'RESET', 'ISUP']);
+  assert.deepEqual(w.triggers('pc8', 'M', 'ISUP'), ['EMAILNOTIFY']);
   // a node without rows of its own shares one cached list per (mode, state), which nobody may change
   const shared = w.triggers('pc8', 'M', 'ISUP');
   assert.equal(w.triggers('pc9', 'M', 'ISUP'), shared);
   assert.throws(() => (shared as string[]).push('X'), TypeError);
-  assert.deepEqual(w.triggers('pc8', 'M', 'ISUP'), ['EMAILNOTIFY', 'RESET', 'ISUP']);
+  assert.deepEqual(w.triggers('pc8', 'M', 'ISUP'), ['EMAILNOTIFY']);
   assert.deepEqual(w.triggers('pc8', 'N', 'ISUP'), ['RESET', 'ISUP']);
 });
 
@@ -279,6 +290,9 @@ test('checkDefinition: Emulab\'s shipped tables have warnings but no errors', ()
   const problems = checkDefinition(DEFAULTS);
   assert.deepEqual(problems.filter((p) => p.severity === 'error'), []);
   assert.ok(problems.some((p) => p.code === 'trigger-noop' && p.message.includes('CHECKPORTREG')));
+  assert.ok(!problems.some((p) => p.code === 'trigger-merge' || (p.code === 'trigger-noop' && /PXEBOOT|SECUREBOOT|: BOOTING/.test(p.message))));
+  // PXEKERNEL/BOOTING is left by the BOOTING trigger, a mode change
+  assert.ok(!problems.some((p) => p.code === 'dead-end-state' && p.message.startsWith('PXEKERNEL/BOOTING')));
   // the RELOAD-MOTE target row left by the key collision
   assert.ok(problems.some((p) => p.code === 'mode-target-unknown' && p.message.includes('RELOAD-MOTE/ISUP')));
 });
@@ -351,12 +365,12 @@ test('lint timeout-action-unknown and cmdretry-outside-tbcommand', () => {
   assert.deepEqual(codes(d), ['warning cmdretry-outside-tbcommand']);
 });
 
-test('lint trigger-unknown, trigger-noop and trigger-merge', () => {
+test('lint trigger-unknown and trigger-noop; an overriding empty row is no finding', () => {
   const d = base();
-  d.state_triggers.push({ node_id: '*', op_mode: 'M', state: 'BOOTING', triggers: 'RESETT, SCRIPT:../x, SCRIPT:ok.sh, PXEBOOT' });
+  d.state_triggers.push({ node_id: '*', op_mode: 'M', state: 'BOOTING', triggers: 'RESETT, SCRIPT:../x, SCRIPT:ok.sh, PXEBOOT, CHECKPORTREG' });
   assert.deepEqual(codes(d), ['error trigger-unknown', 'error trigger-unknown', 'warning trigger-noop']);
+  // rows override, never merge (SPEC §4.4): an empty mode row switching off (*,ISUP) is a decision
   const e = base();
   e.state_triggers.push({ node_id: '*', op_mode: 'M', state: 'ISUP', triggers: '' });
-  assert.deepEqual(codes(e), ['warning trigger-merge']);
-  assert.match(checkDefinition(e)[0]!.message, /empty list does not switch off/);
+  assert.deepEqual(codes(e), []);
 });

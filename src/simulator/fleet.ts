@@ -20,8 +20,21 @@ export interface FleetOptions {
 
 export const FLEET_DEFAULTS: FleetOptions = { failRate: 0, wedgeRate: 0, speed: 1, stepMs: 100 };
 
+/*
+ * What a node reports, as the shipped tables (migration 002) expect it. Its
+ * PXEBOOTING and BOOTING pass through Emulab's PXEKERNEL machine (the
+ * PXEBOOT and BOOTING triggers move it there and back), so the sequence is
+ * the same in every mode it boots. NORMALv2: SHUTDOWN -> PXEBOOTING ->
+ * (PXEKERNEL) BOOTING -> TBSETUP -> ISUP.
+ */
 const BOOT = ['PXEBOOTING', 'BOOTING', 'TBSETUP', 'ISUP'];
-const RELOAD = ['PXEBOOTING', 'BOOTING', 'RELOADSETUP', 'RELOADING', 'RELOADDONE'];
+/*
+ * RELOAD: the reload MFS sets up, loads and reports RELOADDONE, which closes
+ * the reload (RELOAD/RELOADDONE -> NORMALv2/SHUTDOWN); then it reboots the
+ * node into the new image, which says SHUTDOWN again (SHUTDOWN->SHUTDOWN
+ * 'Retry') and boots normally.
+ */
+const RELOAD = ['PXEBOOTING', 'BOOTING', 'RELOADSETUP', 'RELOADING', 'RELOADDONE', 'SHUTDOWN'];
 
 /** A stable pick per node name, so a node is always (or never) wedged/failing. */
 function pick(node: string, salt: string, rate: number): boolean {

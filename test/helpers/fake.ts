@@ -32,14 +32,14 @@ export const EMULAB = new Machine(parseEmulabSql(fs.readFileSync('migrations/002
 
 /** An engine context on Emulab's tables at T0, scale 1, 3 attempts, 10 s retry delay. */
 export function engineCtx(over: Partial<EngineContext> = {}): EngineContext {
-  return { machine: EMULAB, now: T0, timeScale: 1, maxRebootAttempts: 3, retryDelay: 10, genIsupTypes: new Set(), ...over };
+  return { machine: EMULAB, now: T0, timeScale: 1, maxRebootAttempts: 3, retryDelay: 10, genIsupTypes: new Set(), staleTimeoutAge: 7 * 86_400, ...over };
 }
 
 /** A pc in NORMALv2/ISUP, idle, unless overridden. */
 export function makeNode(over: Partial<NodeState> = {}): NodeState {
   return {
     id: 'pc1', type: 'pc', project: null, mode: 'NORMALv2', state: 'ISUP', since: T0, nextMode: null,
-    prevMode: null, timeout: null, reboot: NO_REBOOT, triggers: [], ...over,
+    prevMode: null, phaseFrom: null, timeout: null, reboot: NO_REBOOT, triggers: [], ...over,
   };
 }
 
@@ -50,7 +50,7 @@ export function tempDir(): string {
   return dir;
 }
 
-export const CORE_CONFIG: CoreConfig = { timeScale: 1, maxRebootAttempts: 3, retryDelay: 10, genIsupTypes: [] };
+export const CORE_CONFIG: CoreConfig = { timeScale: 1, maxRebootAttempts: 3, retryDelay: 10, genIsupTypes: [], staleTimeoutAge: 7 * 86_400 };
 
 export interface TestCore {
   core: Core;
