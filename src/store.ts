@@ -11,13 +11,14 @@ import m003 from '../migrations/003_waits.sql';
 import m004 from '../migrations/004_audit.sql';
 import m005 from '../migrations/005_event_chain.sql';
 import m006 from '../migrations/006_node_indexes.sql';
+import m007 from '../migrations/007_stats_index.sql';
 import { sqliteNativeBinding } from './native.ts';
 import { OP, type Ops, type Param, WriteApplier } from './writes.ts';
 import type { FailureReason, LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
 /** Numbered migrations, applied in order; PRAGMA user_version records the last one. */
-export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006];
+export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006, m007];
 
 export interface StoreOptions {
   /** SQLite's synchronous pragma: FULL survives power loss, NORMAL only process crashes. */
@@ -77,6 +78,9 @@ export class Store {
       getMeta: p('SELECT value FROM meta WHERE key = ?'),
       auditList: p('SELECT * FROM audit WHERE id > ? ORDER BY id DESC LIMIT ?'),
       lastBefore: p('SELECT coalesce(max(seq), 0) AS seq FROM events WHERE time < ?'),
+      // The WHERE is migration 007's, word for word: that is what lets SQLite read the partial index alone.
+      statsEvents: p(`SELECT * FROM events INDEXED BY events_stats
+        WHERE ((objtype = 'TBNODESTATE' AND eventtype IN ('SHUTDOWN', 'ISUP')) OR objtype = 'TBFAILED') ORDER BY seq`),
     };
     this.applier = new WriteApplier(this.db);
     this.loadChainHeads();
@@ -205,6 +209,11 @@ export class Store {
   history(node: string, limit: number): LoggedEvent[] {
     const head = this.heads.get(node);
     return head === undefined ? [] : (this.s.history!.all(head, limit) as EventRow[]).map(eventOf);
+  }
+
+  /** The log's SHUTDOWN, ISUP and TBFAILED events, oldest first, read through their partial index (src/stats.ts). */
+  *statsEvents(): Iterable<LoggedEvent> {
+    for (const r of this.s.statsEvents!.iterate() as Iterable<EventRow>) yield eventOf(r);
   }
 
   /**
