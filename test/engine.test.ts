@@ -197,7 +197,7 @@ test('CMDRETRY retries up to maxRebootAttempts, then TBFAILED', () => {
   let n = rebooted();
   for (let attempt = 2; attempt <= 3; attempt++) {
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
-    assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: n.timeout!.at }]);
+    assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: n.timeout!.at, retry: 'COMMAND_TIMEOUT' }]);
     n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx({ now: n.timeout?.at ?? T0 })).node;
   }
   const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
@@ -218,7 +218,7 @@ test('REBOOT timeout in BOOTING retries a driven node, then TBFAILED TIMEOUT_IN_
     n = apply(apply(n, state('PXEBOOTING'), engineCtx()).node, state('BOOTING'), engineCtx()).node;
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: T0 + 180 * S }));
     if (attempt <= 3) {
-      assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: T0 + 180 * S }]);
+      assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: T0 + 180 * S, retry: 'TIMEOUT_IN_STATE' }]);
       n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx()).node;
       n = apply(n, state('SHUTDOWN'), engineCtx()).node;
     } else {
@@ -245,7 +245,7 @@ test('actionResult failure: DRIVER_FAILED, retried after retryDelay, TBFAILED at
     if (attempt < 3) {
       assert.deepEqual(o.node.timeout, { at: T0 + 10 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
       const r = apply(o.node, { kind: 'timeout' }, engineCtx({ now: T0 + 10 * S }));
-      assert.deepEqual(r.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1, started: T0 + 10 * S }]);
+      assert.deepEqual(r.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1, started: T0 + 10 * S, retry: 'DRIVER_FAILED' }]);
       n = r.node;
     } else {
       const ev = (o.effects[1] as Extract<Effect, { t: 'emit' }>).event;
