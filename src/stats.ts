@@ -6,8 +6,8 @@
  * Fed once per committed event by the daemon; O(1) per event, and nothing is
  * allocated for an event that is not a SHUTDOWN, an ISUP or a TBFAILED. A
  * request sorts only the boots inside its window, never the log. At start the
- * records are rebuilt from the log's SHUTDOWN/ISUP/TBFAILED rows alone (a
- * partial index, migration 007), not from a scan of the whole log.
+ * records are rebuilt from the log's SHUTDOWN/ISUP/TBFAILED rows and retry
+ * notices alone (a partial index, migration 007), not from a scan of the log.
  */
 import type { LoggedEvent } from './types.ts';
 
@@ -66,6 +66,13 @@ export function failureCode(e: LoggedEvent['event']): string {
   return e.reason?.code ?? 'REPORTED';
 }
 
+/**
+ * The NOTIFY code of a retry (SPEC §4.3: "each retry raises a NOTIFY"; issue
+ * 10 names it). Live, retries are counted from the engine's actions, which
+ * carry the reason; at start, from these notices in the log.
+ */
+export const RETRY_NOTIFY = 'REBOOT_RETRY';
+
 export class Stats {
   private readonly types = new Map<string, TypeRecords>();
   /** node -> time of its last SHUTDOWN with no ISUP since: a boot in progress. */
@@ -117,12 +124,16 @@ export class Stats {
     if (type !== undefined) this.of(type).retryAt.push(time);
   }
 
-  /** Rebuilds from the log's SHUTDOWN/ISUP/TBFAILED rows, oldest first (at start). */
+  /** Rebuilds from the log's SHUTDOWN/ISUP/TBFAILED rows and retry notices, oldest first (at start). */
   load(events: Iterable<LoggedEvent>): void {
     const hook = this.onBoot;
     this.onBoot = () => {}; // the /metrics histogram counts since this start, as a Prometheus counter does
     try {
-      for (const le of events) this.add(le);
+      for (const le of events) {
+        if (le.event.objtype === 'NOTIFY') {
+          if (le.event.eventtype === RETRY_NOTIFY) this.retry(le.event.objname, le.time);
+        } else this.add(le);
+      }
     } finally {
       this.onBoot = hook;
     }

@@ -80,7 +80,8 @@ export class Store {
       lastBefore: p('SELECT coalesce(max(seq), 0) AS seq FROM events WHERE time < ?'),
       // The WHERE is migration 007's, word for word: that is what lets SQLite read the partial index alone.
       statsEvents: p(`SELECT * FROM events INDEXED BY events_stats
-        WHERE ((objtype = 'TBNODESTATE' AND eventtype IN ('SHUTDOWN', 'ISUP')) OR objtype = 'TBFAILED') ORDER BY seq`),
+        WHERE ((objtype = 'TBNODESTATE' AND eventtype IN ('SHUTDOWN', 'ISUP')) OR objtype = 'TBFAILED'
+          OR (objtype = 'NOTIFY' AND eventtype = 'REBOOT_RETRY')) ORDER BY seq`),
     };
     this.applier = new WriteApplier(this.db);
     this.loadChainHeads();
@@ -211,7 +212,7 @@ export class Store {
     return head === undefined ? [] : (this.s.history!.all(head, limit) as EventRow[]).map(eventOf);
   }
 
-  /** The log's SHUTDOWN, ISUP and TBFAILED events, oldest first, read through their partial index (src/stats.ts). */
+  /** The log's SHUTDOWN, ISUP, TBFAILED and REBOOT_RETRY events, oldest first, read through their partial index (src/stats.ts). */
   *statsEvents(): Iterable<LoggedEvent> {
     for (const r of this.s.statsEvents!.iterate() as Iterable<EventRow>) yield eventOf(r);
   }

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { CounterVec, HistogramVec } from '../src/metrics.ts';
-import { Stats } from '../src/stats.ts';
+import { RETRY_NOTIFY, Stats } from '../src/stats.ts';
 import { Store } from '../src/store.ts';
 import { Telemetry } from '../src/telemetry.ts';
 import type { LoggedEvent, StatedEvent } from '../src/types.ts';
@@ -107,19 +107,25 @@ test('a start rebuilds the figures from the log through the partial index; the h
   const log: LoggedEvent[] = [
     st(1000, 'pc1', 'SHUTDOWN'), st(1500, 'pc1', 'PXEBOOTING'), ev(1600, 'NOTIFY', 'pc1', 'TIMEOUT', { message: 'x' }),
     st(4000, 'pc1', 'ISUP'), failed(5000, 'pc2', 'TIMEOUT_IN_STATE'), st(6000, 'pc3', 'SHUTDOWN'),
+    ev(7000, 'NOTIFY', 'pc3', RETRY_NOTIFY, { message: 'pc3: REBOOT retry, attempt 2 of 3 (TIMEOUT_IN_STATE in NORMALv2/BOOTING)' }),
   ];
   store.transaction(() => { for (const le of log) store.insertEvent(le.seq, le.time, le.event); });
   const rows = [...store.statsEvents()];
-  assert.deepEqual(rows.map((le) => `${le.event.objtype} ${le.event.eventtype}`), ['TBNODESTATE SHUTDOWN', 'TBNODESTATE ISUP', 'TBFAILED REBOOT', 'TBNODESTATE SHUTDOWN']);
+  assert.deepEqual(rows.map((le) => `${le.event.objtype} ${le.event.eventtype}`),
+    ['TBNODESTATE SHUTDOWN', 'TBNODESTATE ISUP', 'TBFAILED REBOOT', 'TBNODESTATE SHUTDOWN', `NOTIFY ${RETRY_NOTIFY}`]);
 
   const tel = new Telemetry(typeOf);
   tel.load(store.statsEvents());
   // pc3 was mid-boot when the daemon stopped: its ISUP after the start completes the boot.
   tel.committed({ events: [st(9000, 'pc3', 'ISUP')], waits: [], effects: [] }, 9000);
   const r = tel.stats.report(0, 10_000);
-  assert.deepEqual(r.types.map((x) => [x.type, x.boots.count, x.failures]), [['d710', 1, {}], ['pc3000', 1, { TIMEOUT_IN_STATE: 1 }]]);
+  assert.deepEqual(r.types.map((x) => [x.type, x.boots.count, x.failures, x.retries]), [['d710', 1, {}, 1], ['pc3000', 1, { TIMEOUT_IN_STATE: 1 }, 0]]);
+  // Live, a retry notice is not counted again: the engine's action already was.
+  tel.committed({ events: [ev(9100, 'NOTIFY', 'pc3', RETRY_NOTIFY, { message: 'x' })], waits: [], effects: [] }, 9100);
+  assert.equal(tel.stats.report(0, 10_000).types.find((x) => x.type === 'd710')!.retries, 1);
   const text = tel.render([]);
   assert.match(text, /^stated_boot_duration_seconds_count\{type="d710"\} 1$/m);
+  assert.doesNotMatch(text, /^stated_retries_total\{/m, 'retries before this start are not in the counters');
   assert.doesNotMatch(text, /stated_boot_duration_seconds_count\{type="pc3000"\}/, 'boots before this start are not in the counters');
   store.close();
 });
