@@ -101,7 +101,7 @@ export class Daemon {
       admin: new Admin(this.core, this.auth, () => this.server.closeRevoked()), log: this.log, agents: this.agents,
     };
     this.server = new StatedServer(svc, { metrics: () => this.metrics(), stats: (since) => this.telemetry.stats.report(since, Date.now()) });
-    // Once, from the SHUTDOWN/ISUP/TBFAILED rows only (a partial index), never the whole log.
+    // Once, from the SHUTDOWN/ISUP/TBFAILED rows and retry notices only (a partial index), never the whole log.
     this.telemetry.load(this.store.statsEvents());
     this.core.onCommit = (c) => this.committed(c);
     this.core.onRebuilt = (err) => {
