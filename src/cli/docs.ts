@@ -12,7 +12,7 @@ async function resolve<T>(v: Resolvable<T> | undefined): Promise<T | undefined> 
   return typeof v === 'function' ? await (v as () => T | Promise<T>)() : await v;
 }
 
-interface Opt { name: string; aliases: string[]; type: string; description: string; fallback?: string | boolean | undefined }
+interface Opt { name: string; aliases: string[]; type: string; description: string; required: boolean; fallback?: string | boolean | undefined }
 interface Node { path: string[]; meta: CommandMeta; positionals: Opt[]; options: Opt[]; children: Node[] }
 
 /** The resolved tree: every lazy subcommand imported, hidden ones left out. */
@@ -23,7 +23,7 @@ export async function walk(cmd: CommandDef, path: string[] = []): Promise<Node> 
   const options: Opt[] = [];
   for (const [name, a] of Object.entries(args)) {
     const alias = 'alias' in a && a.alias !== undefined ? a.alias : [];
-    const o: Opt = { name, aliases: Array.isArray(alias) ? alias : [alias], type: a.type ?? 'string', description: a.description ?? '', fallback: a.default };
+    const o: Opt = { name, aliases: Array.isArray(alias) ? alias : [alias], type: a.type ?? 'string', description: a.description ?? '', required: a.required !== false, fallback: a.default };
     (a.type === 'positional' ? positionals : options).push(o);
   }
   const children: Node[] = [];
@@ -91,7 +91,8 @@ function synopsis(n: Node): string {
   const parts = [`stated ${n.path.join(' ')}`];
   if (n.children.length > 0) parts.push(n.children.map((c) => c.path.at(-1)).join('|'));
   if (n.options.length > 0) parts.push('[OPTIONS]');
-  for (const p of n.positionals) parts.push(`${p.name.toUpperCase()}...`);
+  // As citty's usage line: a positional that may be left out is bracketed.
+  for (const p of n.positionals) parts.push(p.required ? p.name.toUpperCase() : `[${p.name.toUpperCase()}]`);
   return parts.join(' ');
 }
 
