@@ -22,6 +22,7 @@ import { StatedServer } from './server.ts';
 import type { Services } from './session.ts';
 import { Fleet } from './simulator/fleet.ts';
 import { Store } from './store.ts';
+import { Telemetry } from './telemetry.ts';
 import { ThreadWriter } from './writer.ts';
 
 export interface DaemonOptions {
@@ -57,7 +58,9 @@ export class Daemon {
   private readonly intervals: NodeJS.Timeout[] = [];
   private readonly log: (line: string) => void;
   private readonly writer: ThreadWriter;
-  private readonly counters = { events: 0, batches: 0, notifies: 0, failed: 0 };
+  private readonly counters = { events: 0, batches: 0, notifies: 0 };
+  /** Boot statistics and the labelled /metrics families, fed from each commit. */
+  readonly telemetry = new Telemetry((node) => this.core.nodes.get(node)?.type);
   /** Rebuilds since the last commit: the backoff before due timeouts fire again. */
   private rebuilds = 0;
   private stopped = false;
@@ -74,6 +77,7 @@ export class Daemon {
         this.log(`stated: E_INTERNAL: ${err.message}`);
         process.exit(70);
       },
+      onCommitted: (ms) => this.telemetry.commitLatency(ms),
     });
     this.core = new Core(this.store, {
       timeScale: opts.timeScale,
@@ -97,7 +101,9 @@ export class Daemon {
       core: this.core, hub: this.hub, auth: this.auth, relay: this.relay,
       admin: new Admin(this.core, this.auth, () => this.server.closeRevoked()), log: this.log, agents: this.agents,
     };
-    this.server = new StatedServer(svc, { metrics: () => this.metrics() });
+    this.server = new StatedServer(svc, { metrics: () => this.metrics(), stats: (since) => this.telemetry.stats.report(since, Date.now()) });
+    // Once, from the SHUTDOWN/ISUP/TBFAILED rows and retry notices only (a partial index), never the whole log.
+    this.telemetry.load(this.store.statsEvents());
     this.core.onCommit = (c) => this.committed(c);
     this.core.onRebuilt = (err) => {
       if (this.stopped) return;
@@ -185,11 +191,11 @@ export class Daemon {
       const t = le.event.objtype;
       if (t === 'NOTIFY' || t === 'TBFAILED') {
         if (t === 'NOTIFY') this.counters.notifies++;
-        else this.counters.failed++;
         this.notifier.add(le);
       }
       if (this.opts.debug) this.log(`stated: #${le.seq} ${le.event.objtype} ${le.event.objname} ${le.event.eventtype}`);
     }
+    this.telemetry.committed(c, Date.now());
     for (const eff of c.effects) this.effect(eff);
     this.armTimer();
   }
@@ -250,6 +256,7 @@ export class Daemon {
       // Whichever bound is tighter: the count or the age (SPEC §5).
       const through = Math.max(c.seq - cfg.retentionEvents, c.store.lastSeqBefore(now - cfg.retentionDays * 86_400_000));
       c.store.trim(through, 50_000, c.seq);
+      this.telemetry.stats.prune(now - cfg.retentionDays * 86_400_000);
       const expired = c.waits.expired(now);
       for (const id of expired) c.waits.end(id);
       return expired;
@@ -299,15 +306,13 @@ export class Daemon {
       ['stated_events_total', 'counter', 'events committed to the log', this.counters.events],
       ['stated_batches_total', 'counter', 'transactions committed', this.counters.batches],
       ['stated_notify_total', 'counter', 'NOTIFY events', this.counters.notifies],
-      ['stated_tbfailed_total', 'counter', 'TBFAILED events', this.counters.failed],
       ['stated_seq', 'gauge', 'last committed seq', this.core.committedSeq],
-      ['stated_nodes', 'gauge', 'known nodes', this.core.nodes.size],
       ['stated_waits', 'gauge', 'open waits', this.core.waits.size],
       ['stated_subscriptions', 'gauge', 'open subscriptions', this.hub.size],
       ['stated_connections', 'gauge', 'open WebSocket connections', this.server.sessions.size],
       ['stated_actions_pending', 'gauge', 'driver actions running or queued', this.scheduler.pending],
     ] as const;
-    return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('');
+    return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('') + this.telemetry.render(this.core.nodes.values());
   }
 }
 

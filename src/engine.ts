@@ -40,7 +40,7 @@ export type Effect =
   /** An event for the log, in this batch, after the input's own; TBNODESTATE ones re-enter apply. */
   | { t: 'emit'; event: StatedEvent; forced?: boolean }
   /** Run a power action through the node type's driver, after commit. */
-  | { t: 'action'; node: string; command: string; attempt: number; started?: number }
+  | { t: 'action'; node: string; command: string; attempt: number; started?: number; /** on a retry: why the last attempt failed (stats) */ retry?: string }
   /** Run an operator script (SCRIPT:name), after commit. */
   | { t: 'script'; node: string; name: string }
   /** A line for the daemon's debug log (an Emulab trigger stated has nothing to do for). */
@@ -368,7 +368,7 @@ class Step {
     }
     if (r.attempts < this.ctx.maxRebootAttempts) {
       this.out.push(retryNotice(n.id, r.command, r.attempts + 1, this.ctx.maxRebootAttempts, `${code} in ${mode}/${state}`));
-      this.startAction(r.command, r.attempts + 1);
+      this.startAction(r.command, r.attempts + 1, code);
       return;
     }
     this.giveUp(code, mode, state, message);
@@ -393,12 +393,12 @@ class Step {
     });
   }
 
-  private startAction(command: string, attempt: number): void {
+  private startAction(command: string, attempt: number, retry?: string): void {
     // The command's own timeout starts when the driver reports it done.
     const started = this.ctx.now;
     this.setReboot({ command, attempts: attempt, awaitingShutdown: REBOOTING.has(command), gaveUp: false, inFlight: true, lastError: null, started });
     this.n.timeout = null;
-    this.out.push({ t: 'action', node: this.n.id, command, attempt, started });
+    this.out.push(retry === undefined ? { t: 'action', node: this.n.id, command, attempt, started } : { t: 'action', node: this.n.id, command, attempt, started, retry });
   }
 
   command(command: string, force: boolean): Outcome {

@@ -12,11 +12,14 @@ import { FrameQueue } from './frames.ts';
 import type { Peer } from './hub.ts';
 import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
 import { type Services, Session } from './session.ts';
+import type { StatsReport } from './stats.ts';
 import type { NodeState } from './types.ts';
 import { nodeView } from './views.ts';
 
 export interface ServerExtras {
   metrics: () => string;
+  /** The boot statistics from `since` (ms) on (GET /v1/stats). */
+  stats?: (since: number) => StatsReport;
   dashboard?: () => string;
 }
 
@@ -92,6 +95,16 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('close', () => reject(tooLarge())); // destroyed: settles the promise (a no-op once settled)
     req.on('error', reject);
   });
+}
+
+/** The default window of GET /v1/stats: the last 24 hours. */
+const STATS_WINDOW_MS = 86_400_000;
+
+/** `?since=` as epoch ms; absent means the last 24 hours. */
+function statsSince(q: string | null): number {
+  if (q === null) return Date.now() - STATS_WINDOW_MS;
+  if (!/^\d{1,16}$/.test(q)) throw new StatedError('E_BAD_REQUEST', `since: expected epoch milliseconds, got ${JSON.stringify(q.slice(0, 40))}`);
+  return Number(q);
 }
 
 const CLOSE_GRACE_MS = 1000;
@@ -259,6 +272,11 @@ export class StatedServer {
         authorizeOperator(actor); // fleet-wide counts: operators' business (SPEC §5)
         res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
         res.end(this.extras.metrics());
+        return;
+      }
+      if (path === '/v1/stats' && this.extras.stats) {
+        authorizeOperator(actor); // fleet-wide figures, as /metrics (README: Statistics)
+        sendJson(res, 200, this.extras.stats(statsSince(url.searchParams.get('since'))));
         return;
       }
       if (path === '/' && this.extras.dashboard) {

@@ -12,13 +12,14 @@ import m004 from '../migrations/004_audit.sql';
 import m005 from '../migrations/005_event_chain.sql';
 import m006 from '../migrations/006_node_indexes.sql';
 import m007 from '../migrations/007_phase_from.sql';
+import m008 from '../migrations/008_stats_index.sql';
 import { sqliteNativeBinding } from './native.ts';
 import { OP, type Ops, type Param, WriteApplier } from './writes.ts';
 import type { FailureReason, LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
 /** Numbered migrations, applied in order; PRAGMA user_version records the last one. */
-export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006, m007];
+export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006, m007, m008];
 
 export interface StoreOptions {
   /** SQLite's synchronous pragma: FULL survives power loss, NORMAL only process crashes. */
@@ -79,6 +80,10 @@ export class Store {
       getMeta: p('SELECT value FROM meta WHERE key = ?'),
       auditList: p('SELECT * FROM audit WHERE id > ? ORDER BY id DESC LIMIT ?'),
       lastBefore: p('SELECT coalesce(max(seq), 0) AS seq FROM events WHERE time < ?'),
+      // The WHERE is migration 008's, word for word: that is what lets SQLite read the partial index alone.
+      statsEvents: p(`SELECT * FROM events INDEXED BY events_stats
+        WHERE ((objtype = 'TBNODESTATE' AND eventtype IN ('SHUTDOWN', 'ISUP')) OR objtype = 'TBFAILED'
+          OR (objtype = 'NOTIFY' AND eventtype = 'REBOOT_RETRY')) ORDER BY seq`),
     };
     this.applier = new WriteApplier(this.db);
     this.loadChainHeads();
@@ -207,6 +212,11 @@ export class Store {
   history(node: string, limit: number): LoggedEvent[] {
     const head = this.heads.get(node);
     return head === undefined ? [] : (this.s.history!.all(head, limit) as EventRow[]).map(eventOf);
+  }
+
+  /** The log's SHUTDOWN, ISUP, TBFAILED and REBOOT_RETRY events, oldest first, read through their partial index (src/stats.ts). */
+  *statsEvents(): Iterable<LoggedEvent> {
+    for (const r of this.s.statsEvents!.iterate() as Iterable<EventRow>) yield eventOf(r);
   }
 
   /**

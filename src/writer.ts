@@ -20,11 +20,15 @@ export interface ThreadWriterOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** The thread is gone (crashed, or could not open the database): nothing more can be made durable. */
   onFatal: (err: Error) => void;
+  /** Each committed batch's latency, ms: from handing it over to its commit being reported (/metrics). */
+  onCommitted?: (ms: number) => void;
 }
 
 export class ThreadWriter implements BatchWriter {
   private readonly worker: Worker;
   private readonly waiting: ((err: Error | null) => void)[] = [];
+  /** performance.now() at each waiting batch's hand-over, in the same order. */
+  private readonly sentAt: number[] = [];
   private gen = 0;
   private dead: Error | null = null;
   private closing = false;
@@ -54,6 +58,7 @@ export class ThreadWriter implements BatchWriter {
       return;
     }
     this.waiting.push(done);
+    this.sentAt.push(performance.now());
     this.worker.postMessage({ gen: this.gen, ops } satisfies WriterRequest);
   }
 
@@ -74,6 +79,8 @@ export class ThreadWriter implements BatchWriter {
       return;
     }
     const done = this.waiting.shift();
+    const sent = this.sentAt.shift();
+    if (m.ok && sent !== undefined) this.opts.onCommitted?.(performance.now() - sent);
     if (!m.ok) this.gen = Math.max(this.gen, m.gen + 1); // what is written from now on may land again
     done?.(m.ok ? null : new Error(m.refused ? m.error : `the batch was not committed: ${m.error}`));
   }
@@ -82,6 +89,7 @@ export class ThreadWriter implements BatchWriter {
     if (this.dead) return;
     this.dead = err;
     // One at a time, so inFlight counts the ones still unanswered: the core rebuilds once, after the last.
+    this.sentAt.length = 0;
     for (let done = this.waiting.shift(); done; done = this.waiting.shift()) done(err);
     if (!this.closing) this.opts.onFatal(err);
   }

@@ -131,7 +131,7 @@ test('overdue deadlines fire after a restart; a driven reboot keeps its attempt 
 
   tc = tc.restart(new FakeClock(T0 + 3600 * S));
   const c = await tc.fire();
-  assert.deepEqual(c!.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 2, started: T0 + 3600 * S }]);
+  assert.deepEqual(c!.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 2, started: T0 + 3600 * S, retry: 'COMMAND_TIMEOUT' }]);
   assert.deepEqual(tuples(c), ['NOTIFY pc1 REBOOT_RETRY', 'NOTIFY pc2 TIMEOUT']);
   assert.equal(tc.core.nodes.get('pc1')!.reboot.attempts, 2);
   assert.equal(await tc.fire(), null);

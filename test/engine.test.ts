@@ -213,7 +213,7 @@ test('CMDRETRY retries up to maxRebootAttempts, then TBFAILED', () => {
   for (let attempt = 2; attempt <= 3; attempt++) {
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
     assert.deepEqual(retries(o.effects), [retryNote(attempt)]);
-    assert.deepEqual(o.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: n.timeout!.at }]);
+    assert.deepEqual(o.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: n.timeout!.at, retry: 'COMMAND_TIMEOUT' }]);
     n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx({ now: n.timeout?.at ?? T0 })).node;
   }
   const o = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at }));
@@ -235,7 +235,7 @@ test('REBOOT timeout in BOOTING retries a driven node, then TBFAILED TIMEOUT_IN_
     const o = apply(n, { kind: 'timeout' }, engineCtx({ now: T0 + 180 * S }));
     if (attempt <= 3) {
       assert.deepEqual(retries(o.effects), [retryNote(attempt)]);
-      assert.deepEqual(o.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: T0 + 180 * S }]);
+      assert.deepEqual(o.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt, started: T0 + 180 * S, retry: 'TIMEOUT_IN_STATE' }]);
       n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt, ok: true }, engineCtx()).node;
       n = apply(n, state('SHUTDOWN'), engineCtx()).node;
     } else {
@@ -263,7 +263,7 @@ test('actionResult failure: DRIVER_FAILED, retried after retryDelay, TBFAILED at
       assert.deepEqual(o.node.timeout, { at: T0 + 10 * S, action: 'CMDRETRY', mode: 'TBCOMMAND', state: 'REBOOT' });
       const r = apply(o.node, { kind: 'timeout' }, engineCtx({ now: T0 + 10 * S }));
       assert.deepEqual(retries(r.effects), [retryNote(attempt + 1)]);
-      assert.deepEqual(r.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1, started: T0 + 10 * S }]);
+      assert.deepEqual(r.effects.slice(1), [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: attempt + 1, started: T0 + 10 * S, retry: 'DRIVER_FAILED' }]);
       n = r.node;
     } else {
       const ev = (o.effects[1] as Extract<Effect, { t: 'emit' }>).event;

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /** The stated executable: one citty command with a subcommand per file. */
-import { defineCommand, runCommand, runMain } from 'citty';
+import { type CommandDef, defineCommand, runCommand, runMain } from 'citty';
 import { fail, usage } from './output.ts';
 
-const main = defineCommand({
+const main: CommandDef = defineCommand({
   meta: { name: 'stated', version: '0.1.0', description: 'The state daemon of a network testbed' },
   subCommands: {
     serve: () => import('./serve.ts').then((m) => m.default),
@@ -17,6 +17,10 @@ const main = defineCommand({
     token: () => import('./token.ts').then((m) => m.default),
     audit: () => import('./audit.ts').then((m) => m.default),
     simulate: () => import('./simulate.ts').then((m) => m.default),
+    history: () => import('./history.ts').then((m) => m.default),
+    watch: () => import('./tail.ts').then((m) => m.default),
+    stats: () => import('./stats.ts').then((m) => m.default),
+    docs: () => import('./docs.ts').then((m) => m.docsCommand(main)),
   },
 });
 
