@@ -46,6 +46,12 @@ export interface Config {
   synchronous: 'FULL' | 'NORMAL';
   /** Node type -> driver. '*' is the fallback. */
   drivers: Record<string, DriverConfig>;
+  /**
+   * Seconds after start (scaled by --time-scale) during which an action for a
+   * node with no power agent waits for one to reconnect; after it, a node with
+   * no driver is refused at once (E_NO_DRIVER).
+   */
+  agentGrace: number;
 }
 
 export const DEFAULTS: Config = {
@@ -63,6 +69,7 @@ export const DEFAULTS: Config = {
   subscriberBuffer: 8 * 1024 * 1024,
   synchronous: 'FULL',
   drivers: {},
+  agentGrace: 60,
 };
 
 type Check = (v: unknown) => boolean;
@@ -83,6 +90,7 @@ const CHECKS: Record<keyof Config, [Check, string]> = {
   subscriberBuffer: [(v) => Number.isInteger(v) && (v as number) >= 65536, 'bytes >= 65536'],
   synchronous: [(v) => v === 'FULL' || v === 'NORMAL', "'FULL' or 'NORMAL'"],
   drivers: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of node type -> driver'],
+  agentGrace: [isNum, 'seconds'],
 };
 
 const DRIVER_KINDS = new Set(['command', 'agent', 'simulator']);

@@ -132,7 +132,7 @@ test('overdue deadlines fire after a restart; a driven reboot keeps its attempt 
   tc = tc.restart(new FakeClock(T0 + 3600 * S));
   const c = await tc.fire();
   assert.deepEqual(c!.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 2, started: T0 + 3600 * S }]);
-  assert.deepEqual(tuples(c), ['NOTIFY pc2 TIMEOUT']);
+  assert.deepEqual(tuples(c), ['NOTIFY pc1 REBOOT_RETRY', 'NOTIFY pc2 TIMEOUT'], 'each retry is notified (SPEC §4.3)');
   assert.equal(tc.core.nodes.get('pc1')!.reboot.attempts, 2);
   assert.equal(await tc.fire(), null);
 });

@@ -419,7 +419,7 @@ test('Agents: with no agent of the type connected, an action waits for one withi
   assert.deepEqual(await early, { ok: true });
   const never = await agents.run(action('pc2', { type: 'd430' }), 60);
   assert.equal(never.ok, false);
-  assert.match(never.message!, /no power agent connected for type d430/);
+  assert.match(never.message!, /no power agent connected for pc2 \(type d430\)/);
 });
 
 test('Agents: an agent that does not answer within the limit is a failure naming the limit', async () => {
