@@ -299,9 +299,12 @@ test('wedged nodes get maxRebootAttempts reboots, then TBFAILED TIMEOUT_IN_STATE
   for (const node of failing) {
     const h = await history(d, node, before);
     assert.deepEqual(states(h), [], `${node} never booted`);
-    const notes = h.filter((e) => e.event.objtype === 'NOTIFY');
-    assert.deepEqual(notes.map((e) => e.event.eventtype), ['DRIVER_FAILED', 'DRIVER_FAILED', 'DRIVER_FAILED']);
+    // Each retry is announced, attempt n of max (SPEC §4.3).
+    assert.deepEqual(h.filter((e) => e.event.objtype === 'NOTIFY').map((e) => e.event.eventtype),
+      ['DRIVER_FAILED', 'REBOOT_RETRY', 'DRIVER_FAILED', 'REBOOT_RETRY', 'DRIVER_FAILED']);
+    const notes = h.filter((e) => e.event.eventtype === 'DRIVER_FAILED');
     notes.forEach((e, i) => assert.match(e.event.message!, new RegExp(`attempt ${i + 1} failed: simulated power controller failure`)));
+    h.filter((e) => e.event.eventtype === 'REBOOT_RETRY').forEach((e, i) => assert.match(e.event.message!, new RegExp(`REBOOT attempt ${i + 2} of 3$`)));
     assert.ok(notes[1]!.time - notes[0]!.time >= 100, 'retryDelay 10 s x 0.01 between attempts');
     const last = h.at(-1)!;
     assert.equal(last.event.objtype, 'TBFAILED');
