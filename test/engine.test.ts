@@ -319,3 +319,73 @@ test('a POWEROFF while stated drives a REBOOT is not reported as joined', () => 
   if (o.verdict === 'refused') assert.ok(o.refusal);
   else assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'POWEROFF', attempt: 1, started: T0 }]);
 });
+
+// §4.3 (issue 9): a REBOOT joins only while stated will still act on the node by itself.
+test('a REBOOT joins while an action is in flight or a REBOOT/CMDRETRY timeout is pending; a stalled reboot gets a new action', () => {
+  const inFlight = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).node;
+  assert.equal(apply(inFlight, { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).verdict, 'joined');
+  const cmdretry = rebooted();
+  assert.equal(apply(cmdretry, { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).verdict, 'joined');
+  const booting = apply(apply(cmdretry, state('SHUTDOWN'), engineCtx()).node, state('PXEBOOTING'), engineCtx()).node;
+  const atBooting = apply(booting, state('BOOTING'), engineCtx()).node; // NORMALv2/BOOTING 180 REBOOT
+  assert.equal(apply(atBooting, { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).verdict, 'joined');
+  for (const stall of ['SHUTDOWN', 'PXEBOOTING', 'TBSETUP', 'POWEROFF', 'WEDGED', 'TBFAILED']) {
+    let n = apply(cmdretry, state('SHUTDOWN'), engineCtx()).node;
+    if (stall !== 'SHUTDOWN') n = { ...n, state: stall, timeout: null };
+    const o = apply(n, { kind: 'command', command: 'REBOOT', force: false }, engineCtx({ now: T0 + 9 * S }));
+    assert.equal(o.verdict, 'accepted', stall);
+    assert.deepEqual(o.effects, [{ t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1, started: T0 + 9 * S }], stall);
+  }
+});
+
+// §4.4 (issue 9): recovery rows are stated's own commands: they replace, never join.
+test('a trigger command replaces the reboot in progress, counting on its attempts, then gives up', () => {
+  let n = { ...rebooted(), reboot: { ...rebooted().reboot, inFlight: true } };
+  n = apply(n, state('SHUTDOWN'), engineCtx()).node;
+  const w = apply(n, state('WEDGED'), engineCtx({ now: T0 + 5 * S })); // NORMALv2/WEDGED POWERCYCLE
+  assert.deepEqual(w.effects, [
+    retryNotice('pc1', 'POWERCYCLE', 2, 3, 'trigger POWERCYCLE in NORMALv2/WEDGED'),
+    { t: 'action', node: 'pc1', command: 'POWERCYCLE', attempt: 2, started: T0 + 5 * S },
+  ]);
+  const third = apply(apply(w.node, state('SHUTDOWN'), engineCtx()).node, state('WEDGED'), engineCtx()).node;
+  assert.equal(third.reboot.attempts, 3);
+  const last = apply(apply(third, state('SHUTDOWN'), engineCtx()).node, state('WEDGED'), engineCtx());
+  const ev = (last.effects.find((e) => e.t === 'emit' && e.event.objtype === 'TBFAILED') as Extract<Effect, { t: 'emit' }>).event;
+  assert.deepEqual(ev.reason, { code: 'RECOVERY_FAILED', mode: 'NORMALv2', state: 'WEDGED', attempts: 3 });
+  // Not driven by stated: the trigger starts a fresh drive.
+  const idle = apply(makeNode({ state: 'SHUTDOWN' }), state('WEDGED'), engineCtx());
+  assert.deepEqual(idle.effects, [{ t: 'action', node: 'pc1', command: 'POWERCYCLE', attempt: 1, started: T0 }]);
+});
+
+// §4.3 (issue 9): POWERON of a node that was off logs SHUTDOWN; that boot is driven, and a wedge power-cycles it.
+test('POWERON of a POWEROFF node logs SHUTDOWN (generated) and its boot is retried with a power cycle', () => {
+  const off = makeNode({ state: 'POWEROFF' });
+  const on = apply(off, { kind: 'command', command: 'POWERON', force: false }, engineCtx());
+  const done = apply(on.node, { kind: 'actionResult', command: 'POWERON', attempt: 1, ok: true }, engineCtx());
+  assert.deepEqual(done.effects, [emitState('SHUTDOWN', true)]);
+  let n = apply(done.node, state('SHUTDOWN', true), engineCtx()).node;
+  n = apply(apply(n, state('PXEBOOTING'), engineCtx()).node, state('BOOTING'), engineCtx()).node;
+  const t = apply(n, { kind: 'timeout' }, engineCtx({ now: T0 + 180 * S }));
+  assert.deepEqual(t.effects.map((e) => (e.t === 'action' ? `action ${e.command} ${e.attempt}` : e.t === 'emit' ? e.event.eventtype : e.t)),
+    ['REBOOT_RETRY', 'action POWERCYCLE 2']);
+  // A node that was on: powering it on does nothing, and nothing is driven.
+  const onAlready = apply(apply(makeNode(), { kind: 'command', command: 'POWERON', force: false }, engineCtx()).node,
+    { kind: 'actionResult', command: 'POWERON', attempt: 1, ok: true }, engineCtx());
+  assert.deepEqual([onAlready.effects, onAlready.node.reboot], [[], NO_REBOOT]);
+});
+
+// §4.3: "a node is never power-cycled again in the middle of a boot that is progressing".
+test('a failed driver result after the node showed it is booting is reported, not retried', () => {
+  const n = apply(apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).node, state('SHUTDOWN'), engineCtx()).node;
+  const o = apply(n, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: false, message: 'ipmi timeout' }, engineCtx());
+  assert.deepEqual(notifies(o.effects), ['DRIVER_FAILED']);
+  assert.equal(o.node.timeout, null, 'no CMDRETRY over a progressing boot');
+});
+
+test('a reboot records the log position it started after, kept across retries', () => {
+  const o = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx({ seq: 41 }));
+  assert.equal(o.node.reboot.seq, 41);
+  let n = apply(o.node, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: true }, engineCtx({ seq: 42 })).node;
+  n = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at, seq: 50 })).node;
+  assert.deepEqual([n.reboot.attempts, n.reboot.seq], [2, 41]);
+});
