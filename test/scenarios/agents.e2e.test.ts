@@ -2,10 +2,8 @@
 // gatekeeper): actions routed by node, two simulated fleets of one type side
 // by side, and a node with no driver at all.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { test } from 'node:test';
-import { connectWs, http, startDaemon, tempDir } from '../helpers/daemon.ts';
+import { connectWs, http, startDaemon } from '../helpers/daemon.ts';
 import { SCALED, history, nodeView, ofType, show, simulate, sleep, states, until } from './rig.ts';
 
 test('point 6 / row "two agents of one type, each with its own nodes": every action reaches the node\'s own agent', async (t) => {
@@ -60,11 +58,8 @@ test('point 7 / row "type with no driver and no agent, past the grace period": n
 });
 
 test('point 7: `status` shows an action waiting for its power agent, until the agent of the node connects', async (t) => {
-  const dir = tempDir();
-  const config = path.join(dir, 'stated.json');
-  // A long grace and driver limit (3000 s x 0.01 = 30 s): the action waits for its agent.
-  fs.writeFileSync(config, JSON.stringify({ agentGrace: 3000, drivers: { pc: { kind: 'agent', timeout: 3000 } } }));
-  const d = await startDaemon({ dir, args: [...SCALED, '--config', config] });
+  // Scale 1: within the 60 s start-up grace period and the 60 s driver limit, the action waits for its agent.
+  const d = await startDaemon();
   t.after(() => d.stop());
   assert.equal((await d.runCli(['node', 'add', 'w1', '--type', 'pc', '--state', 'ISUP'])).code, 0);
   const r = await d.runCli(['node_reboot', '-n', 'w1']);
