@@ -435,7 +435,7 @@ export class Core {
       if (verdicts[id] !== 'joined') continue;
       const from = this.nodes.get(id)?.reboot.seq;
       if (from === undefined || from >= waitStart) continue;
-      const events = this.store.history(id, 10_000).filter((le) => le.seq > from && le.seq <= waitStart).reverse();
+      const events = this.store.historyAfter(id, from, 10_000).filter((le) => le.seq <= waitStart);
       const updates = this.waits.replay(wait, id, events);
       if (updates.length > 0) this.out.waits.push(...updates);
     }
