@@ -56,10 +56,11 @@ export interface Outcome {
   refusal?: string;
 }
 
-/** Commands whose success is announced by the node going down or booting (SPEC §4.3). */
+/**
+ * Commands that bring a node up, settled when it shows it went down or is
+ * booting (SPEC §4.3); a REBOOT joins any of them in progress.
+ */
 const REBOOTING = new Set(['REBOOT', 'POWERCYCLE', 'POWERON']);
-/** Commands a REBOOT may join (the node is already being brought up). */
-const JOINABLE = REBOOTING;
 /** Commands that join a reboot in progress instead of starting another. */
 const JOINS = new Set(['REBOOT', 'POWERCYCLE']);
 
@@ -337,7 +338,7 @@ class Step {
     // command starts afresh (SPEC §4.3).
     if (!force && willAct(this.n)) {
       // Only a reboot joins a reboot (SPEC §4); any other command would be lost, so it is refused.
-      if (JOINS.has(command) && JOINABLE.has(r.command!)) return this.done({ verdict: 'joined' });
+      if (JOINS.has(command) && REBOOTING.has(r.command!)) return this.done({ verdict: 'joined' });
       return this.done({ verdict: 'refused', refusal: `E_CONFLICT: ${r.command} in progress (attempt ${r.attempts}); force to override` });
     }
     this.startAction(command, 1);
