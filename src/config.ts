@@ -51,6 +51,12 @@ export interface Config {
    * by more than this at start is dropped with a NOTIFY, not fired; 0 fires all.
    */
   staleTimeoutAge: number;
+  /**
+   * Seconds after start (scaled by --time-scale) during which an action for a
+   * node with no power agent waits for one to reconnect; after it, a node with
+   * no driver is refused at once (E_NO_DRIVER).
+   */
+  agentGrace: number;
 }
 
 export const DEFAULTS: Config = {
@@ -69,6 +75,7 @@ export const DEFAULTS: Config = {
   synchronous: 'FULL',
   drivers: {},
   staleTimeoutAge: 7 * 86_400,
+  agentGrace: 60,
 };
 
 type Check = (v: unknown) => boolean;
@@ -90,6 +97,7 @@ const CHECKS: Record<keyof Config, [Check, string]> = {
   synchronous: [(v) => v === 'FULL' || v === 'NORMAL', "'FULL' or 'NORMAL'"],
   staleTimeoutAge: [isNum, 'seconds'],
   drivers: [(v) => typeof v === 'object' && v !== null && !Array.isArray(v), 'an object of node type -> driver'],
+  agentGrace: [isNum, 'seconds'],
 };
 
 const DRIVER_KINDS = new Set(['command', 'agent', 'simulator']);

@@ -112,6 +112,11 @@ export class Core {
   onRebuilt: (err: Error) => void = () => {};
   /** When false (unit tests), nothing ticks by itself: call tick(). */
   autoTick = true;
+  /**
+   * Why no driver can run actions for the node, or null if one can (the
+   * daemon's drivers decide; SPEC §4 E_NO_DRIVER). Consulted per command, never per event.
+   */
+  noDriver: (n: NodeState) => string | null = () => null;
 
   private queue: Job[] = [];
   private scheduled = false;
@@ -147,7 +152,7 @@ export class Core {
     this.load();
     this.ctxCache = {
       machine: this.machine, now: 0, timeScale: config.timeScale, maxRebootAttempts: config.maxRebootAttempts,
-      retryDelay: config.retryDelay, genIsupTypes: this.genIsup, staleTimeoutAge: config.staleTimeoutAge,
+      retryDelay: config.retryDelay, genIsupTypes: this.genIsup, staleTimeoutAge: config.staleTimeoutAge, seq: 0,
     };
   }
 
@@ -420,6 +425,24 @@ export class Core {
     return result;
   }
 
+  /**
+   * A wait registered by a REBOOT that joined a reboot in progress counts
+   * from where that reboot started (SPEC §3), so `node_reboot -w` joining
+   * after the SHUTDOWN still completes: the node's events since then are
+   * replayed into the wait. Reads the log: only in an exclusive job.
+   */
+  catchUpJoined(wait: string, verdicts: Record<string, CommandVerdict>, waitStart: number): void {
+    if (this.store.isRecording) throw new Error('catchUpJoined needs the committed log: run it as an exclusive job');
+    for (const id in verdicts) {
+      if (verdicts[id] !== 'joined') continue;
+      const from = this.nodes.get(id)?.reboot.seq;
+      if (from === undefined || from >= waitStart) continue;
+      const events = this.store.historyAfter(id, from, 10_000).filter((le) => le.seq <= waitStart);
+      const updates = this.waits.replay(wait, id, events);
+      if (updates.length > 0) this.out.waits.push(...updates);
+    }
+  }
+
   /** Applies a non-event input (timeout, driver result) to one node. */
   applyInput(id: string, input: EngineInput): void {
     const n = this.nodes.get(id);
@@ -428,16 +451,18 @@ export class Core {
     this.settle();
   }
 
-  private ctx(): EngineContext {
+  private ctx(seq: number): EngineContext {
     // One object reused: apply() only reads it, and this is the hot path.
     const c = this.ctxCache;
     c.machine = this.machine;
     c.now = this.clock();
+    c.seq = seq;
     return c;
   }
 
-  private handle(n: NodeState, input: EngineInput): ReturnType<typeof apply> {
-    const outcome = apply(n, input, this.ctx());
+  /** `seq`: the input's place in the log (its event's seq, or the last one for inputs with no event). */
+  private handle(n: NodeState, input: EngineInput, seq = this.seq): ReturnType<typeof apply> {
+    const outcome = apply(n, input, this.ctx(seq));
     const next = outcome.node;
     if (next.timeout && next.timeout.at !== n.timeout?.at) this.timers.add(next.id, next.timeout.at);
     if (next.triggers !== n.triggers) this.dirtyTriggers.add(next.id);
@@ -457,15 +482,15 @@ export class Core {
       case 'TBNODESTATE':
         if (n) {
           e.mode = n.mode;
-          const o = this.handle(n, { kind: 'state', state: e.eventtype, forced });
+          const o = this.handle(n, { kind: 'state', state: e.eventtype, forced }, this.seq + 1);
           if (o.valid === false) e.valid = false;
         }
         break;
       case 'TBNODEOPMODE':
-        if (n) this.handle(n, { kind: 'opmode', mode: e.eventtype });
+        if (n) this.handle(n, { kind: 'opmode', mode: e.eventtype }, this.seq + 1);
         break;
       case 'TBCONTROL':
-        if (n) this.handle(n, { kind: 'control', control: e.eventtype });
+        if (n) this.handle(n, { kind: 'control', control: e.eventtype }, this.seq + 1);
         break;
       case 'TBFAILED':
         if (n) this.handle(n, { kind: 'failed' });
@@ -473,7 +498,15 @@ export class Core {
       case 'TBCOMMAND': {
         result.nodes = {};
         for (const id of e.objname.split(',')) {
-          const o = this.handle(this.node(id), { kind: 'command', command: e.eventtype, force });
+          const node = this.node(id);
+          // A node no driver can reach is refused at once, not after every attempt timed out (SPEC §4).
+          const missing = this.noDriver(node);
+          if (missing !== null) {
+            result.nodes[id] = 'refused';
+            (result.refusals ??= {})[id] = `E_NO_DRIVER: ${missing}`;
+            continue;
+          }
+          const o = this.handle(node, { kind: 'command', command: e.eventtype, force }, this.seq + 1);
           result.nodes[id] = o.verdict ?? 'refused';
           if (o.refusal) (result.refusals ??= {})[id] = o.refusal;
         }

@@ -105,6 +105,7 @@ export class Daemon {
     // Once, from the SHUTDOWN/ISUP/TBFAILED rows and retry notices only (a partial index), never the whole log.
     this.telemetry.load(this.store.statsEvents());
     this.core.onCommit = (c) => this.committed(c);
+    this.core.noDriver = (n) => this.noDriver(n.id, n.type);
     this.core.onRebuilt = (err) => {
       if (this.stopped) return;
       this.log(`stated: E_INTERNAL: a batch was not committed (${err.message}); its senders got the error, state was rebuilt from the database`);
@@ -131,6 +132,13 @@ export class Daemon {
     return r;
   }
 
+  /** Why nothing can run actions for the node (SPEC §4 E_NO_DRIVER), or null. */
+  private noDriver(node: string, type: string): string | null {
+    const r = this.route(type);
+    if (r.driver !== this.agents) return null; // a command template or the in-process fleet
+    return this.agents.missing(node, type);
+  }
+
   private makeNotifier(): Notifier {
     return new Notifier({
       windowMs: this.config.digestWindow * 1000 * this.opts.timeScale,
@@ -145,6 +153,8 @@ export class Daemon {
     if (this.opts.simulate) await this.addSimulatedNodes(this.opts.simulate);
     const [host, portText] = splitListen(this.opts.listen);
     const addr = await this.server.listen(host, Number(portText));
+    // Agents reconnecting after a restart get this long before their nodes count as driverless.
+    this.agents.startGrace(this.config.agentGrace * 1000 * this.opts.timeScale);
     // Overdue deadlines (the daemon was down) fire at once, oldest first;
     // actions the last run started but never heard back from run again.
     this.core.fireDue();

@@ -21,10 +21,17 @@ export interface EngineContext {
   /** Node types that cannot send ISUP themselves (the CHECKGENISUP trigger). */
   genIsupTypes: ReadonlySet<string>;
   /**
+  /**
    * Seconds (scaled by timeScale): a deadline overdue by more than this when
    * it fires (the daemon was down) is dropped with a NOTIFY; 0 drops none.
    */
   staleTimeoutAge: number;
+  /**
+   * The log position of the input: the seq its event gets, or the last seq
+   * for inputs with no event (timeouts, driver results). A reboot records
+   * where it started, so a wait that joins it counts from there (SPEC §3).
+   */
+  seq?: number;
 }
 
 export type EngineInput =
@@ -58,25 +65,44 @@ export interface Outcome {
   refusal?: string;
 }
 
-/** Commands whose success is announced by the node going to SHUTDOWN. */
-const REBOOTING = new Set(['REBOOT', 'POWERCYCLE']);
+/**
+ * Commands that bring a node up, settled when it shows it went down or is
+ * booting (SPEC §4.3); a REBOOT joins any of them in progress.
+ */
+const REBOOTING = new Set(['REBOOT', 'POWERCYCLE', 'POWERON']);
+/** Commands that join a reboot in progress instead of starting another. */
+const JOINS = new Set(['REBOOT', 'POWERCYCLE']);
+
+/**
+ * The NOTIFY code of a retry (SPEC §4.3: each retry raises a NOTIFY, attempt
+ * n of max). Every retry of a node's boot, whatever set it off, goes through
+ * retryNotice, so operators and tests see one code.
+ */
+export const REBOOT_RETRY = 'REBOOT_RETRY';
+
+export function retryNotice(node: string, command: string, attempt: number, max: number, why: string): Effect {
+  return notify(node, REBOOT_RETRY, `${node}: ${why}; ${command} attempt ${attempt} of ${max}`);
+}
 
 /** Builds a NOTIFY event (SPEC §2): objname the node, eventtype a code. */
 export function notify(node: string, code: string, message: string): Effect {
   return { t: 'emit', event: { objtype: 'NOTIFY', objname: node, eventtype: code, message } };
 }
 
-/**
- * The NOTIFY for one retry of a command stated drives (SPEC §4.3: "each retry
- * raises a NOTIFY (attempt n of max)"); Emulab mailed each one. Every retry
- * path builds its notice here, so there is one code and one wording.
- */
-export function retryNotice(node: string, command: string, attempt: number, max: number, why: string): Effect {
-  return notify(node, 'REBOOT_RETRY', `${node}: ${command} retry, attempt ${attempt} of ${max} (${why})`);
+/** A state stated puts the node in itself (SPEC §4): logged like any, not judged against the tables. */
+function generated(node: string, state: string): Extract<Effect, { t: 'emit' }> {
+  return { t: 'emit', event: { objtype: 'TBNODESTATE', objname: node, eventtype: state }, forced: true };
 }
 
-function stateEvent(node: string, state: string): Extract<Effect, { t: 'emit' }> {
-  return { t: 'emit', event: { objtype: 'TBNODESTATE', objname: node, eventtype: state } };
+/**
+ * Will stated act on the node by itself (SPEC §4.3)? An action in flight, or
+ * a pending REBOOT/CMDRETRY timeout of a reboot it drives. Only then does a
+ * new REBOOT join; a node sitting where stated will do nothing gets a new one.
+ */
+export function willAct(n: NodeState): boolean {
+  const r = n.reboot;
+  if (r.command === null || r.gaveUp) return false;
+  return r.inFlight || (n.timeout !== null && isRetryAction(n.timeout.action));
 }
 
 /** Applies one input to one node. */
@@ -142,23 +168,17 @@ class Step {
     if (verdict === 'invalid') {
       this.out.push(notify(id, 'INVALID_TRANSITION', `${id}: invalid transition ${n.mode}/${from} -> ${state}`));
     }
-    const commandPending = n.reboot.command !== null && n.reboot.awaitingShutdown;
     n.state = state;
     n.since = this.ctx.now;
 
-    // §4.3: a pending reboot is settled by SHUTDOWN; any other state is odd,
-    // and the command's own timeout (CMDRETRY) stays armed.
-    let keepTimeout = false;
-    if (commandPending) {
-      if (state === 'SHUTDOWN') this.setReboot({ ...n.reboot, awaitingShutdown: false });
-      else {
-        // ISUP ends the drive below; its CMDRETRY must not outlive it.
-        keepTimeout = state !== 'ISUP';
-        this.out.push(notify(id, 'UNEXPECTED_STATE', `${id}: went to ${state} while ${n.reboot.command} awaited SHUTDOWN`));
-      }
-    }
+    // §4.3: a reboot is settled as soon as the node shows it went down or is
+    // booting. A hard power cycle never says SHUTDOWN, so any state the node
+    // reports (what mode it is in does not matter: PXE phases have their own)
+    // settles it; ISUP ends it below. The state's own timeout then replaces
+    // the command's retry timer, so a progressing boot is never cut short.
+    if (n.reboot.awaitingShutdown) this.setReboot({ ...n.reboot, awaitingShutdown: false });
     // §4.2: the state's timeout replaces the pending one.
-    if (!keepTimeout) this.armTimeout();
+    this.armTimeout();
     // A node that comes up is no longer being driven (SPEC §4, timeout REBOOT).
     if (state === 'ISUP') this.setReboot(NO_REBOOT);
 
@@ -168,7 +188,7 @@ class Step {
     // do not run.
     if (verdict === 'invalid' && isSecureMode(n.mode) && state !== SECVIOLATION) {
       this.out.push(notify(id, 'SECVIOLATION', `${id}: ${from} -> ${state} is not allowed in ${n.mode}; moved to ${SECVIOLATION}`));
-      this.out.push({ ...stateEvent(id, SECVIOLATION), forced: true });
+      this.out.push(generated(id, SECVIOLATION));
       return { node: n, effects: this.out, valid: false };
     }
 
@@ -238,7 +258,7 @@ class Step {
     if (!forced || n.nextMode === n.mode) n.nextMode = null;
     if (row !== null) {
       // Logged even when the state stays: the log then shows the new mode.
-      this.out.push({ ...stateEvent(id, row.state), forced: true });
+      this.out.push(generated(id, row.state));
     } else if (n.timeout?.mode !== 'TBCOMMAND') {
       // A command's own retry timer is not the state's: it stays.
       this.armTimeout();
@@ -285,15 +305,16 @@ class Step {
         if (isReloadMode(n.mode) && n.nextMode === null) n.nextMode = reloadReturn(n);
         return;
       case 'ISUP':
-        this.out.push(stateEvent(id, 'ISUP'));
+        this.out.push(generated(id, 'ISUP'));
         return;
       case 'CHECKGENISUP':
-        if (this.ctx.genIsupTypes.has(n.type)) this.out.push(stateEvent(id, 'ISUP'));
+        if (this.ctx.genIsupTypes.has(n.type)) this.out.push(generated(id, 'ISUP'));
         return;
       case 'REBOOT':
       case 'POWERCYCLE':
       case 'POWEROFF':
-        this.command(name, false);
+        // Recovery from the tables is stated's own: it replaces, never joins (SPEC §4.4).
+        this.replace(name);
         return;
       case 'EMAILNOTIFY':
         this.out.push(notify(id, 'EMAILNOTIFY', `${id} entered ${n.mode}/${n.state}`));
@@ -341,7 +362,7 @@ class Step {
       this.out.push(notify(n.id, 'TIMEOUT', `${n.id}: timed out in ${where}`));
     } else if (action.kind === 'STATE') {
       // Definitions may change under a pending deadline: force only a state the tables know.
-      if (this.ctx.machine.hasState(action.state)) this.out.push({ ...stateEvent(n.id, action.state), forced: true });
+      if (this.ctx.machine.hasState(action.state)) this.out.push(generated(n.id, action.state));
       else this.out.push(notify(n.id, 'UNKNOWN_ACTION', `${n.id}: timeout action ${t.action} in ${where} names a state no table knows; not forced`));
     } else if (action.kind === 'REBOOT' || action.kind === 'CMDRETRY') {
       const code = action.kind === 'REBOOT' ? 'TIMEOUT_IN_STATE' : n.reboot.lastError ?? 'COMMAND_TIMEOUT';
@@ -367,8 +388,10 @@ class Step {
       return;
     }
     if (r.attempts < this.ctx.maxRebootAttempts) {
-      this.out.push(retryNotice(n.id, r.command, r.attempts + 1, this.ctx.maxRebootAttempts, `${code} in ${mode}/${state}`));
-      this.startAction(r.command, r.attempts + 1, code);
+      // A node powered on that then wedges is on: only a power cycle boots it again.
+      const again = r.command === 'POWERON' ? 'POWERCYCLE' : r.command;
+      this.out.push(retryNotice(n.id, again, r.attempts + 1, this.ctx.maxRebootAttempts, `${code} in ${mode}/${state}`));
+      this.startAction(again, r.attempts + 1, r.seq, code);
       return;
     }
     this.giveUp(code, mode, state, message);
@@ -393,24 +416,54 @@ class Step {
     });
   }
 
-  private startAction(command: string, attempt: number, retry?: string): void {
+  /** `seq`: where the reboot began (kept across its retries; absent: here); `retry`: why the last attempt failed (stats). */
+  private startAction(command: string, attempt: number, seq?: number, retry?: string): void {
     // The command's own timeout starts when the driver reports it done.
     const started = this.ctx.now;
-    this.setReboot({ command, attempts: attempt, awaitingShutdown: REBOOTING.has(command), gaveUp: false, inFlight: true, lastError: null, started });
+    const from = seq ?? this.ctx.seq;
+    this.setReboot({
+      command, attempts: attempt, awaitingShutdown: REBOOTING.has(command), gaveUp: false, inFlight: true, lastError: null, started,
+      ...(from === undefined ? {} : { seq: from }),
+    });
     this.n.timeout = null;
     this.out.push(retry === undefined ? { t: 'action', node: this.n.id, command, attempt, started } : { t: 'action', node: this.n.id, command, attempt, started, retry });
   }
 
   command(command: string, force: boolean): Outcome {
     const r = this.n.reboot;
-    // The gatekeeper: a reboot already in progress is joined, not doubled.
-    if (r.command !== null && !r.gaveUp && !force) {
+    // The gatekeeper: a reboot stated is still driving is joined, not doubled.
+    // One that stalled where stated will do nothing more is over: a new
+    // command starts afresh (SPEC §4.3).
+    if (!force && willAct(this.n)) {
       // Only a reboot joins a reboot (SPEC §4); any other command would be lost, so it is refused.
-      if (REBOOTING.has(command) && REBOOTING.has(r.command)) return this.done({ verdict: 'joined' });
+      if (JOINS.has(command) && REBOOTING.has(r.command!)) return this.done({ verdict: 'joined' });
       return this.done({ verdict: 'refused', refusal: `E_CONFLICT: ${r.command} in progress (attempt ${r.attempts}); force to override` });
     }
     this.startAction(command, 1);
     return this.done({ verdict: 'accepted' });
+  }
+
+  /**
+   * A command from the node's triggers: it replaces whatever is in progress
+   * (the scheduler still runs one action at a time per node). A reboot still
+   * in progress counts on, so a node that wedges on every boot is given up
+   * after maxRebootAttempts instead of being power-cycled forever.
+   */
+  private replace(command: string): void {
+    const n = this.n;
+    const r = n.reboot;
+    const ongoing = r.command !== null && !r.gaveUp && command !== 'POWEROFF';
+    if (!ongoing) {
+      this.startAction(command, 1);
+      return;
+    }
+    const where = `${n.mode}/${n.state ?? '-'}`;
+    if (r.attempts >= this.ctx.maxRebootAttempts) {
+      this.giveUp('RECOVERY_FAILED', n.mode, n.state ?? '-');
+      return;
+    }
+    this.out.push(retryNotice(n.id, command, r.attempts + 1, this.ctx.maxRebootAttempts, `trigger ${command} in ${where}`));
+    this.startAction(command, r.attempts + 1, r.seq);
   }
 
   actionResult(input: Extract<EngineInput, { kind: 'actionResult' }>): Outcome {
@@ -423,6 +476,8 @@ class Step {
     this.setReboot({ ...r, inFlight: false });
     if (!ok) {
       this.out.push(notify(n.id, 'DRIVER_FAILED', `${n.id}: ${command} attempt ${r.attempts} failed: ${message ?? 'no reason given'}`));
+      // The node already showed it is booting: the driver's word does not cut that boot short (SPEC §4.3).
+      if (REBOOTING.has(command) && !r.awaitingShutdown) return this.done();
       if (r.attempts >= this.ctx.maxRebootAttempts) {
         this.giveUp('DRIVER_FAILED', 'TBCOMMAND', command, message);
         return this.done();
@@ -434,16 +489,22 @@ class Step {
     }
     if (command === 'POWEROFF') {
       this.setReboot(NO_REBOOT);
-      this.out.push(stateEvent(n.id, 'POWEROFF'));
+      this.out.push(generated(n.id, 'POWEROFF'));
       return this.done();
     }
     if (command === 'POWERON') {
-      this.setReboot(NO_REBOOT);
+      // Powering on a node that is on does nothing; one that was off now
+      // boots, and stated drives that boot (Emulab's power tool logs SHUTDOWN).
+      if (n.state !== 'POWEROFF' || !r.awaitingShutdown) {
+        if (r.awaitingShutdown) this.setReboot(NO_REBOOT);
+        return this.done();
+      }
+      this.out.push(generated(n.id, 'SHUTDOWN'));
       return this.done();
     }
     if (command === 'POWERCYCLE' || input.actual === 'POWERCYCLE') {
       // A power-cycled node cannot say SHUTDOWN; stated says it (as Emulab's power did).
-      this.out.push(stateEvent(n.id, 'SHUTDOWN'));
+      if (r.awaitingShutdown) this.out.push(generated(n.id, 'SHUTDOWN'));
       return this.done();
     }
     // REBOOT: SHUTDOWN must now come in time (TBCOMMAND row, CMDRETRY).

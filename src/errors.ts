@@ -16,6 +16,7 @@ export const ERRORS = {
   E_UNKNOWN_SUB: { status: 404, message: 'unknown subscription' },
   E_NOT_FOUND: { status: 404, message: 'no such path' },
   E_CONFLICT: { status: 409, message: 'conflicts with existing state' },
+  E_NO_DRIVER: { status: 409, message: 'no driver can reach the node' },
   E_HISTORY_COMPACTED: { status: 410, message: 'requested history is no longer retained' },
   E_TOO_LARGE: { status: 413, message: 'message too large' },
   E_BAD_DEFINITION: { status: 422, message: 'machine definition refused' },

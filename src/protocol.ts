@@ -122,7 +122,7 @@ export type Request =
   | { op: 'subscribe'; filter: Filter; since?: number }
   | { op: 'unsubscribe'; sub: string }
   | { op: 'command'; command: string; nodes: string[]; force: boolean }
-  | { op: 'registerAgent'; types: string[] }
+  | { op: 'registerAgent'; types: string[]; nodes: string[] }
   | { op: 'actionResult'; action: string; ok: boolean; message?: string }
   | { op: 'status'; nodes?: string[] }
   | { op: 'admin'; action: string; args: Obj };
@@ -169,8 +169,15 @@ export function parseRequest(m: Obj): Request {
       return { op: 'unsubscribe', sub: name(m.sub, 'sub') };
     case 'command':
       return { op: 'command', command: command(m.command), nodes: nameList(m.nodes, 'nodes'), force: optBool(m.force, 'force') };
-    case 'registerAgent':
-      return { op: 'registerAgent', types: nameList(m.types, 'types') };
+    case 'registerAgent': {
+      // The nodes it drives and/or the types it drives the other nodes of (SPEC §3).
+      if (m.types === undefined && m.nodes === undefined) throw new StatedError('E_BAD_REQUEST', 'registerAgent: give nodes and/or types');
+      return {
+        op: 'registerAgent',
+        types: m.types === undefined ? [] : nameList(m.types, 'types'),
+        nodes: m.nodes === undefined ? [] : nameList(m.nodes, 'nodes'),
+      };
+    }
     case 'actionResult': {
       if (typeof m.ok !== 'boolean') throw new StatedError('E_BAD_REQUEST', 'ok: expected a boolean');
       const r: Request = { op: 'actionResult', action: name(m.action, 'action'), ok: m.ok };

@@ -59,11 +59,11 @@ const NODES_PER_SLICE = 250;
  * nodes are ~3 MB and ~30 ms of stringify, and in one go that held every
  * commit, acknowledgement and wait push behind it (bench/waits.ts).
  */
-async function sendNodes(res: ServerResponse, seq: number, nodes: readonly NodeState[]): Promise<void> {
+async function sendNodes(res: ServerResponse, seq: number, nodes: readonly NodeState[], waiting?: ReadonlySet<string>): Promise<void> {
   res.writeHead(200, { 'content-type': 'application/json' });
   let body = `{"seq":${seq},"nodes":[`;
   for (let i = 0; i < nodes.length; i += NODES_PER_SLICE) {
-    body += (i > 0 ? ',' : '') + nodes.slice(i, i + NODES_PER_SLICE).map((n) => JSON.stringify(nodeView(n))).join(',');
+    body += (i > 0 ? ',' : '') + nodes.slice(i, i + NODES_PER_SLICE).map((n) => JSON.stringify(nodeView(n, waiting))).join(',');
     const more = i + NODES_PER_SLICE < nodes.length;
     if (!more) break;
     if (!res.write(body)) await drained(res);
@@ -287,7 +287,7 @@ export class StatedServer {
       if (path === '/v1/nodes') {
         // Committed state only (Core.read); node objects are replaced, never changed, so the list stays a snapshot.
         const [seq, list] = await core.read((c) => [c.seq, [...c.nodes.values()].filter((n) => canSee(actor, n))] as const);
-        await sendNodes(res, seq, list);
+        await sendNodes(res, seq, list, this.svc.agents?.waitingNodes);
         return;
       }
       const m = /^\/v1\/nodes\/([^/]+)(\/history)?$/.exec(path);
@@ -301,7 +301,7 @@ export class StatedServer {
         });
         if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${id}`);
         if (!canSee(actor, n)) throw new StatedError('E_FORBIDDEN', `node ${id} is not yours to see`);
-        sendJson(res, 200, m[2] ? { node: id, events } : nodeView(n));
+        sendJson(res, 200, m[2] ? { node: id, events } : nodeView(n, this.svc.agents?.waitingNodes));
         return;
       }
       throw new StatedError('E_NOT_FOUND', `no route GET ${path}`);

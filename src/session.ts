@@ -134,10 +134,12 @@ export class Session {
           const cmd = req.command
             ? c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force === true, actor)
             : null;
+          if (cmd?.nodes) c.catchUpJoined(wait, cmd.nodes, seq);
           // Listening from inside the batch: no commit can come between the wait's start and its pushes.
           this.attach(wait);
           return { seq, cmd };
-        }).catch((err: unknown) => {
+          // With a command, exclusive: a joined node's events since its reboot began are read from the log.
+        }, { exclusive: req.command !== undefined }).catch((err: unknown) => {
           this.detach(wait); // the batch was lost: there is no such wait
           throw err;
         });
@@ -198,7 +200,7 @@ export class Session {
           for (const nid of ids) {
             const n = c.nodes.get(nid);
             if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${nid}`);
-            if (canSee(actor, n)) nodes.push(nodeView(n));
+            if (canSee(actor, n)) nodes.push(nodeView(n, this.svc.agents?.waitingNodes));
             else if (req.nodes) throw new StatedError('E_FORBIDDEN', `node ${nid} is not yours to see`);
           }
           return { seq: c.seq, now: c.now(), nodes };
@@ -207,7 +209,7 @@ export class Session {
       case 'registerAgent':
         authorizeAgent(actor);
         if (!this.svc.agents) throw new StatedError('E_UNAVAILABLE', 'this daemon drives no agents');
-        this.svc.agents.register(this.peer, req.types);
+        this.svc.agents.register(this.peer, req.types, req.nodes);
         return {};
       case 'actionResult':
         authorizeAgent(actor);

@@ -74,6 +74,10 @@ export class Store {
       history: p(`WITH RECURSIVE h(seq, n) AS (
           SELECT ?, 1 UNION ALL SELECT e.prev, h.n + 1 FROM h JOIN events e ON e.seq = h.seq WHERE e.prev IS NOT NULL AND h.n < ?)
         SELECT events.* FROM h JOIN events ON events.seq = h.seq ORDER BY events.seq DESC`),
+      // The node's chain back to (not past) a seq: a joined reboot's events, without walking all its history.
+      historyAfter: p(`WITH RECURSIVE h(seq, n) AS (
+          SELECT ?, 1 UNION ALL SELECT e.prev, h.n + 1 FROM h JOIN events e ON e.seq = h.seq WHERE e.prev > ? AND h.n < ?)
+        SELECT events.* FROM h JOIN events ON events.seq = h.seq WHERE events.seq > ? ORDER BY events.seq`),
       chainHeads: p("SELECT objname, max(seq) AS seq FROM events WHERE objname NOT LIKE '%,%' GROUP BY objname"),
       allNodes: p('SELECT * FROM nodes'),
       allTriggers: p('SELECT node_id, op_mode, state, triggers FROM node_triggers'),
@@ -217,6 +221,12 @@ export class Store {
   /** The log's SHUTDOWN, ISUP, TBFAILED and REBOOT_RETRY events, oldest first, read through their partial index (src/stats.ts). */
   *statsEvents(): Iterable<LoggedEvent> {
     for (const r of this.s.statsEvents!.iterate() as Iterable<EventRow>) yield eventOf(r);
+  }
+
+  /** The node's events after seq `after`, oldest first (at most `limit`). */
+  historyAfter(node: string, after: number, limit: number): LoggedEvent[] {
+    const head = this.heads.get(node);
+    return head === undefined || head <= after ? [] : (this.s.historyAfter!.all(head, after, limit, after) as EventRow[]).map(eventOf);
   }
 
   /**

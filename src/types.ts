@@ -81,6 +81,12 @@ export interface RebootState {
    * before it existed.
    */
   started?: number;
+  /**
+   * The log position the reboot started after (kept across its retries): a
+   * wait registered by a REBOOT that joins it counts from there. Absent in
+   * rows written before it existed.
+   */
+  seq?: number;
 }
 
 export interface NodeState {

@@ -10,13 +10,20 @@ export interface NodeView {
   since: number;
   nextMode: string | null;
   timeout: { at: number; action: string; mode: string; state: string } | null;
-  reboot: { command: string | null; attempts: number; awaitingShutdown: boolean; gaveUp: boolean; inFlight: boolean; lastError: string | null };
+  reboot: {
+    command: string | null; attempts: number; awaitingShutdown: boolean; gaveUp: boolean; inFlight: boolean; lastError: string | null;
+    /** The action in flight waits for its power agent to connect (SPEC §4). */
+    waitingForDriver: boolean;
+  };
   triggers: { mode: string; state: string; triggers: string }[];
 }
 
-export function nodeView(n: NodeState): NodeView {
+/** `waiting`: the nodes whose action waits for its driver (the drivers know, not the node's row). */
+export function nodeView(n: NodeState, waiting?: ReadonlySet<string>): NodeView {
   return {
     node: n.id, type: n.type, project: n.project, mode: n.mode, state: n.state, since: n.since,
-    nextMode: n.nextMode, timeout: n.timeout, reboot: { ...n.reboot }, triggers: n.triggers,
+    nextMode: n.nextMode, timeout: n.timeout,
+    reboot: { ...n.reboot, waitingForDriver: n.reboot.inFlight && waiting?.has(n.id) === true },
+    triggers: n.triggers,
   };
 }

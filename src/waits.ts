@@ -5,7 +5,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { Store } from './store.ts';
-import type { FailureReason, StatedEvent } from './types.ts';
+import type { FailureReason, LoggedEvent, StatedEvent } from './types.ts';
 
 export type WaitNodeStatus = 'pending' | 'done' | 'failed' | 'cancelled';
 
@@ -42,6 +42,9 @@ export interface WaitSnapshot {
   remaining: string[];
   failures: Record<string, FailureReason>;
 }
+
+/** TBFAILED eventtypes that fail every wait holding the node: the commands that bring it up. */
+const FAILS_EVERY_WAIT = new Set(['REBOOT', 'POWERCYCLE', 'POWERON']);
 
 /** What onEvent returns for the usual event: no wait holds its node (no allocation per event). */
 const NO_UPDATES: readonly WaitUpdate[] = Object.freeze([]);
@@ -118,31 +121,66 @@ export class Waits {
 
   /** Advances every wait holding the event's node; returns the pushes to make after commit. */
   onEvent(seq: number, e: StatedEvent): readonly WaitUpdate[] {
-    const isState = e.objtype === 'TBNODESTATE';
-    if (!isState && e.objtype !== 'TBFAILED') return NO_UPDATES;
+    if (e.objtype !== 'TBNODESTATE' && e.objtype !== 'TBFAILED') return NO_UPDATES;
     const set = this.byNode.get(e.objname);
     if (!set) return NO_UPDATES;
     const out: WaitUpdate[] = [];
     for (const w of [...set]) {
       if (seq <= w.startSeq) continue;
-      const wn = w.nodes.get(e.objname)!;
-      if (!isState) {
-        const reason: FailureReason = e.reason ?? { code: 'TBFAILED', message: e.message ?? `${e.eventtype} failed` };
-        this.settle(w, wn, 'failed', seq, reason);
-        out.push({ type: 'failed', wait: w.id, node: wn.node, reason, seq });
-        continue;
-      }
-      if (w.states[wn.pos] !== e.eventtype) continue;
-      wn.pos++;
-      if (wn.pos === w.states.length) {
-        this.settle(w, wn, 'done', seq, null);
-        out.push({ type: 'done', wait: w.id, node: wn.node, seq });
-      } else {
-        this.store.updateWaitNode(w.id, wn.node, wn.pos, 'pending', null, null);
-        out.push({ type: 'progress', wait: w.id, node: wn.node, state: e.eventtype, remaining: w.states.slice(wn.pos), seq });
-      }
+      this.advance(w, w.nodes.get(e.objname)!, seq, e, out);
     }
     return out;
+  }
+
+  /**
+   * Feeds one node's earlier events (oldest first) into a wait, as if it had
+   * started before them: a wait that joined a reboot in progress counts from
+   * the reboot's start (SPEC §3).
+   */
+  replay(id: string, node: string, events: readonly LoggedEvent[]): WaitUpdate[] {
+    const w = this.byId.get(id);
+    const wn = w?.nodes.get(node);
+    const out: WaitUpdate[] = [];
+    if (!w || !wn) return out;
+    for (const le of events) {
+      if (wn.status !== 'pending') break;
+      if (le.event.objtype === 'TBNODESTATE' || le.event.objtype === 'TBFAILED') this.advance(w, wn, le.seq, le.event, out);
+    }
+    return out;
+  }
+
+  /** One event for one pending node of one wait (SPEC §3 wait semantics). */
+  private advance(w: Wait, wn: WaitNode, seq: number, e: StatedEvent, out: WaitUpdate[]): void {
+    const expected = w.states[wn.pos];
+    if (e.objtype === 'TBFAILED') {
+      // Only a failure of what brings the node up, or of a state still awaited, ends the wait
+      // for it: a failed POWEROFF says nothing about an ISUP wait (StateWait.pm's subscription).
+      if (!FAILS_EVERY_WAIT.has(e.eventtype) && !w.states.includes(e.eventtype, wn.pos)) return;
+      const reason: FailureReason = e.reason ?? { code: 'TBFAILED', message: e.message ?? `${e.eventtype} failed` };
+      this.fail(w, wn, seq, reason, out);
+      return;
+    }
+    if (expected !== e.eventtype) {
+      // The node itself says it failed to boot (NORMALv2 TBSETUP -> TBFAILED, "BootFail"):
+      // no wait holding it will see its states come.
+      if (e.eventtype === 'TBFAILED') {
+        this.fail(w, wn, seq, { code: 'NODE_TBFAILED', ...(e.mode === undefined ? {} : { mode: e.mode }), state: 'TBFAILED' }, out);
+      }
+      return;
+    }
+    wn.pos++;
+    if (wn.pos === w.states.length) {
+      this.settle(w, wn, 'done', seq, null);
+      out.push({ type: 'done', wait: w.id, node: wn.node, seq });
+    } else {
+      this.store.updateWaitNode(w.id, wn.node, wn.pos, 'pending', null, null);
+      out.push({ type: 'progress', wait: w.id, node: wn.node, state: e.eventtype, remaining: w.states.slice(wn.pos), seq });
+    }
+  }
+
+  private fail(w: Wait, wn: WaitNode, seq: number, reason: FailureReason, out: WaitUpdate[]): void {
+    this.settle(w, wn, 'failed', seq, reason);
+    out.push({ type: 'failed', wait: w.id, node: wn.node, reason, seq });
   }
 
   private settle(w: Wait, wn: WaitNode, status: WaitNodeStatus, seq: number | null, reason: FailureReason | null): void {

@@ -419,7 +419,7 @@ test('Agents: with no agent of the type connected, an action waits for one withi
   assert.deepEqual(await early, { ok: true });
   const never = await agents.run(action('pc2', { type: 'd430' }), 60);
   assert.equal(never.ok, false);
-  assert.match(never.message!, /no power agent connected for type d430/);
+  assert.match(never.message!, /no power agent connected for pc2 \(type d430\)/);
 });
 
 test('Agents: an agent that does not answer within the limit is a failure naming the limit', async () => {
@@ -429,6 +429,46 @@ test('Agents: an agent that does not answer within the limit is a failure naming
   const r = await agents.run(action('pc1'), 60);
   assert.deepEqual(r, { ok: false, message: 'power agent did not answer in 60 ms' });
   agents.result(p, p.sent[0]!.action, true); // a late answer is ignored, not a throw
+});
+
+// SPEC §3 registerAgent (issue 9): a power agent drives the outlets wired to it.
+test('Agents: an action goes to the agent that named its node; only unnamed nodes go by type; a named node never goes to another', async () => {
+  const agents = new Agents();
+  const a = new FakePeer();
+  const b = new FakePeer();
+  agents.register(a, ['pc'], ['x1', 'x2']);
+  agents.register(b, ['pc'], ['y1']);
+  const runs = ['x1', 'y1', 'x2', 'y1', 'x1'].map((n) => agents.run(action(n), 5 * S));
+  assert.deepEqual([a.sent.map((m) => m.node), b.sent.map((m) => m.node)], [['x1', 'x2', 'x1'], ['y1', 'y1']]);
+  agents.run(action('z1'), 5 * S);
+  assert.equal(a.sent.filter((m) => m.node === 'z1').length + b.sent.filter((m) => m.node === 'z1').length, 1, 'unnamed: one agent of the type');
+  // Its own agent gone, a named node waits for it rather than go to b.
+  agents.drop(a);
+  const waiting = agents.run(action('x1'), 5 * S);
+  assert.equal(b.sent.some((m) => m.node === 'x1'), false);
+  assert.equal(agents.waitingNodes.has('x1'), true, 'status shows it waiting for its driver');
+  const a2 = new FakePeer();
+  agents.register(a2, [], ['x1']);
+  assert.deepEqual(a2.sent.map((m) => m.node), ['x1']);
+  assert.equal(agents.waitingNodes.has('x1'), false);
+  agents.result(a2, a2.sent[0]!.action, true);
+  assert.deepEqual(await waiting, { ok: true });
+  agents.drop(b);
+  agents.drop(a2);
+  await Promise.all(runs);
+});
+
+test('Agents: after the start-up grace period a node with no agent fails at once and is reported missing', async () => {
+  let now = T0;
+  const agents = new Agents(() => now);
+  agents.startGrace(1000);
+  assert.equal(agents.missing('n1', 'nodrv'), null, 'within the grace period its agent may still reconnect');
+  now += 1001;
+  assert.match(agents.missing('n1', 'nodrv') ?? '', /no command driver for type nodrv and no power agent for n1/);
+  const r = await agents.run(action('n1', { type: 'nodrv' }), 60 * S);
+  assert.equal(r.ok, false);
+  agents.register(new FakePeer(), ['nodrv']);
+  assert.equal(agents.missing('n1', 'nodrv'), null);
 });
 
 // --- Fleet (stated simulate) --------------------------------------------------

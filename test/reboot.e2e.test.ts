@@ -304,6 +304,7 @@ test('wedged nodes get maxRebootAttempts reboots, then TBFAILED TIMEOUT_IN_STATE
       ['DRIVER_FAILED', 'REBOOT_RETRY', 'DRIVER_FAILED', 'REBOOT_RETRY', 'DRIVER_FAILED']);
     const notes = h.filter((e) => e.event.eventtype === 'DRIVER_FAILED');
     notes.forEach((e, i) => assert.match(e.event.message!, new RegExp(`attempt ${i + 1} failed: simulated power controller failure`)));
+    h.filter((e) => e.event.eventtype === 'REBOOT_RETRY').forEach((e, i) => assert.match(e.event.message!, new RegExp(`REBOOT attempt ${i + 2} of 3$`)));
     assert.ok(notes[1]!.time - notes[0]!.time >= 100, 'retryDelay 10 s x 0.01 between attempts');
     const last = h.at(-1)!;
     assert.equal(last.event.objtype, 'TBFAILED');

@@ -57,3 +57,15 @@ test('trim deletes only from the low end and never past its bound', () => {
   assert.equal(store.getMeta('trimmed_through'), '10', 'an empty log: trimmed through the head');
   store.close();
 });
+
+test('historyAfter: a node\'s events after a seq, oldest first, without the rest of its history', () => {
+  const store = new Store(':memory:');
+  const ev = (node: string, state: string) => ({ objtype: 'TBNODESTATE', objname: node, eventtype: state });
+  ['SHUTDOWN', 'PXEBOOTING', 'BOOTING', 'TBSETUP'].forEach((s, i) => store.insertEvent(2 * i + 1, 0, ev('pc1', s)));
+  ['SHUTDOWN', 'ISUP'].forEach((s, i) => store.insertEvent(2 * i + 2, 0, ev('pc2', s)));
+  assert.deepEqual(store.historyAfter('pc1', 3, 100).map((e) => [e.seq, e.event.eventtype]), [[5, 'BOOTING'], [7, 'TBSETUP']]);
+  assert.deepEqual(store.historyAfter('pc1', 0, 100).length, 4);
+  assert.deepEqual(store.historyAfter('pc1', 7, 100), []);
+  assert.deepEqual(store.historyAfter('pc3', 0, 100), []);
+  store.close();
+});

@@ -122,3 +122,37 @@ test('load() on a reopened database restores every wait exactly', () => {
   assert.deepEqual(waits.expired(T0 + 600_001), ['w']);
   store.close();
 });
+
+// SPEC §3 (issue 9): a TBFAILED event fails a wait only for REBOOT, POWERCYCLE,
+// POWERON or a state the wait still expects; a node reporting the TBFAILED state fails every wait.
+test('TBFAILED events by eventtype; the TBFAILED state fails every wait holding the node', () => {
+  const { waits } = fresh();
+  waits.create('up', ['SHUTDOWN', 'ISUP'], ['pc1', 'pc2', 'pc3', 'pc4'], 0, 60, T0, null);
+  const ev = (node: string, eventtype: string): StatedEvent => ({ objtype: 'TBFAILED', objname: node, eventtype });
+  assert.deepEqual(waits.onEvent(1, ev('pc1', 'POWEROFF')), [], 'a failed POWEROFF says nothing about ISUP');
+  assert.deepEqual(waits.onEvent(2, ev('pc1', 'SHUTDOWN')).map((u) => u.type), ['failed'], 'a state still expected');
+  waits.onEvent(3, st('pc2', 'SHUTDOWN'));
+  assert.deepEqual(waits.onEvent(4, ev('pc2', 'SHUTDOWN')), [], 'SHUTDOWN is no longer expected');
+  assert.deepEqual(waits.onEvent(5, ev('pc2', 'POWERON')).map((u) => u.type), ['failed']);
+  assert.deepEqual(waits.onEvent(6, ev('pc3', 'POWERCYCLE')).map((u) => u.type), ['failed']);
+  const own = waits.onEvent(7, { ...st('pc4', 'TBFAILED'), mode: 'NORMALv2' });
+  assert.deepEqual(own, [{ type: 'failed', wait: 'up', node: 'pc4', reason: { code: 'NODE_TBFAILED', mode: 'NORMALv2', state: 'TBFAILED' }, seq: 7 }]);
+  // A wait for the TBFAILED state itself sees it as progress.
+  waits.create('tbf', ['TBFAILED'], ['pc5'], 7, 60, T0, null);
+  assert.deepEqual(waits.onEvent(8, st('pc5', 'TBFAILED')).map((u) => u.type), ['done']);
+});
+
+// SPEC §3 (issue 9): a wait registered by a REBOOT that joined a reboot in progress counts from its start.
+test('replay feeds a node\'s earlier events into a wait as if it had started before them', () => {
+  const { waits } = fresh();
+  waits.create('w', ['SHUTDOWN', 'ISUP'], ['pc1', 'pc2'], 20, 60, T0, null);
+  const out = waits.replay('w', 'pc1', [
+    { seq: 11, time: T0, event: { objtype: 'TBCOMMAND', objname: 'pc1', eventtype: 'REBOOT' } },
+    { seq: 12, time: T0, event: st('pc1', 'SHUTDOWN') },
+    { seq: 13, time: T0, event: st('pc1', 'PXEBOOTING') },
+  ]);
+  assert.deepEqual(out, [{ type: 'progress', wait: 'w', node: 'pc1', state: 'SHUTDOWN', remaining: ['ISUP'], seq: 12 }]);
+  assert.deepEqual(waits.onEvent(21, st('pc1', 'ISUP')), [{ type: 'done', wait: 'w', node: 'pc1', seq: 21 }]);
+  assert.deepEqual(waits.snapshot('w', 21)!.remaining, ['pc2'], 'only the replayed node moved');
+  assert.deepEqual(waits.replay('nope', 'pc1', []), []);
+});

@@ -1,6 +1,6 @@
 /**
  * `stated simulate`: a fleet of simulated nodes in its own process. It
- * registers the nodes, connects as the power agent for their type, and
+ * registers the nodes, connects as the power agent of those nodes, and
  * answers each action with a boot sequence (src/simulator/fleet.ts).
  */
 import { randomBytes } from 'node:crypto';
@@ -51,7 +51,8 @@ export default defineCommand({
       if (missing.length > 0) {
         await admin(conn, 'node.add', { nodes: missing, type: args.type, mode: 'NORMALv2', state: 'ISUP', ...(args.project ? { project: args.project } : {}) });
       }
-      const register = (): Promise<unknown> => conn.request('registerAgent', { types: [args.type] });
+      // It drives exactly the nodes it simulates (SPEC §3): fleets of one type side by side never get each other's.
+      const register = (): Promise<unknown> => conn.request('registerAgent', { nodes: ids });
       await register();
       conn.onReconnect(() => void register().catch(() => {}));
     } catch (err) {

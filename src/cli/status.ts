@@ -23,7 +23,8 @@ function timeoutCell(n: NodeView, now: number): string {
 function rebootCell(n: NodeView): string {
   const r = n.reboot;
   if (!r.command) return String(r.attempts);
-  return `${r.attempts} (${r.command}${r.gaveUp ? ', gave up' : ''})`;
+  const how = r.gaveUp ? ', gave up' : r.waitingForDriver ? ', waiting for its driver' : r.inFlight ? ', in flight' : '';
+  return `${r.attempts} (${r.command}${how})`;
 }
 
 /** The status table; times are relative to the daemon's clock, so a skewed client clock does not lie. */

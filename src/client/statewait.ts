@@ -29,8 +29,8 @@ export interface InitOptions {
 }
 
 export class StateWait {
-  /** Node -> 'done' | 'failed', as far as this client has heard. */
-  private readonly settled = new Map<string, 'done' | 'failed'>();
+  /** Node -> 'done' | 'failed' | 'cancelled', as far as this client has heard. */
+  private readonly settled = new Map<string, 'done' | 'failed' | 'cancelled'>();
   private readonly queue: WaitProgress[] = [];
   private wake: (() => void) | null = null;
   private ended = false;
@@ -95,6 +95,7 @@ export class StateWait {
   }
 
   private absorb(snap: WaitResult & { seq: number }): void {
+    this.noteCancelled(snap);
     for (const node of snap.finished) {
       if (!this.settled.has(node)) {
         this.settled.set(node, 'done');
@@ -115,13 +116,28 @@ export class StateWait {
    */
   async waitForState(opts: { timeout?: number } = {}): Promise<WaitResult> {
     const r = await this.conn.request<WaitResult>('waitForState', { wait: this.id, timeout: opts.timeout ?? 0 }, { retry: true });
+    this.noteCancelled(r);
     return { finished: r.finished, failed: r.failed, remaining: r.remaining, failures: r.failures ?? {} };
   }
 
   /** Stops waiting for one node; returns the nodes still pending. */
   async cancelWait(node: string): Promise<string[]> {
     const r = await this.conn.request<{ remaining: string[] }>('cancelWait', { wait: this.id, node }, { retry: true });
+    if (!this.settled.has(node) && !r.remaining.includes(node)) this.cancelled(node);
     return r.remaining;
+  }
+
+  /** A node the daemon lists as neither finished, failed nor remaining was cancelled (here or by another client). */
+  private noteCancelled(r: { finished: string[]; failed: string[]; remaining: string[] }): void {
+    if (this.settled.size >= this.nodes.length) return;
+    const known = new Set([...r.finished, ...r.failed, ...r.remaining]);
+    for (const node of this.nodes) if (!known.has(node) && !this.settled.has(node)) this.cancelled(node);
+  }
+
+  /** Counts towards the end of progress(), which yields nothing for it (SPEC has no cancelled push). */
+  private cancelled(node: string): void {
+    this.settled.set(node, 'cancelled');
+    this.wake?.();
   }
 
   /** Deletes the wait in the daemon. */
