@@ -20,6 +20,14 @@ interface WaitNode {
 interface Wait {
   id: string;
   states: string[];
+  /**
+   * Per position, the alternatives of an entry written `A|B` (e.g.
+   * `RELOADDONE|RELOADDONEV2`: a reload closes with either); null when no
+   * entry has any, so the usual wait costs nothing more per event.
+   */
+  alts: (ReadonlySet<string> | null)[] | null;
+  /** When it was registered (ms); after a daemon restart, its last attach (not stored). */
+  created: number;
   startSeq: number;
   ttl: number;
   lastAttach: number;
@@ -41,6 +49,24 @@ export interface WaitSnapshot {
   failed: string[];
   remaining: string[];
   failures: Record<string, FailureReason>;
+}
+
+/** One open wait as `stated waits list` and GET /v1/waits show it. */
+export interface WaitSummary {
+  wait: string;
+  states: string[];
+  done: string[];
+  failed: { node: string; reason: FailureReason | null }[];
+  remaining: string[];
+  owner: string | null;
+  created: number;
+  seq: number;
+}
+
+/** The alternatives of each `A|B` entry, or null when the list has none. */
+function alternatives(states: readonly string[]): (ReadonlySet<string> | null)[] | null {
+  if (!states.some((s) => s.includes('|'))) return null;
+  return states.map((s) => (s.includes('|') ? new Set(s.split('|')) : null));
 }
 
 /** What onEvent returns for the usual event: no wait holds its node (no allocation per event). */
@@ -66,8 +92,9 @@ export class Waits {
     this.byId.clear();
     this.byNode.clear();
     for (const r of this.s.allWaits!.all() as { wait_id: string; states: string; start_seq: number; ttl: number; last_attach: number; owner: string | null }[]) {
+      const states: string[] = JSON.parse(r.states);
       this.byId.set(r.wait_id, {
-        id: r.wait_id, states: JSON.parse(r.states), startSeq: r.start_seq, ttl: r.ttl,
+        id: r.wait_id, states, alts: alternatives(states), created: r.last_attach, startSeq: r.start_seq, ttl: r.ttl,
         lastAttach: r.last_attach, owner: r.owner, nodes: new Map(),
       });
     }
@@ -106,7 +133,7 @@ export class Waits {
 
   /** Opens a wait that counts events after startSeq (inside the batch). */
   create(id: string, states: string[], nodes: string[], startSeq: number, ttl: number, now: number, owner: string | null): void {
-    const w: Wait = { id, states, startSeq, ttl, lastAttach: now, owner, nodes: new Map() };
+    const w: Wait = { id, states, alts: alternatives(states), created: now, startSeq, ttl, lastAttach: now, owner, nodes: new Map() };
     for (const node of nodes) {
       if (w.nodes.has(node)) continue;
       w.nodes.set(node, { node, pos: 0, status: 'pending', seq: null, reason: null });
@@ -132,7 +159,7 @@ export class Waits {
         out.push({ type: 'failed', wait: w.id, node: wn.node, reason, seq });
         continue;
       }
-      if (w.states[wn.pos] !== e.eventtype) continue;
+      if (w.states[wn.pos] !== e.eventtype && !w.alts?.[wn.pos]?.has(e.eventtype)) continue;
       wn.pos++;
       if (wn.pos === w.states.length) {
         this.settle(w, wn, 'done', seq, null);
@@ -192,6 +219,22 @@ export class Waits {
       } else if (wn.status === 'pending') snap.remaining.push(wn.node);
     }
     return snap;
+  }
+
+  /** Every open wait that `visible` accepts (given the wait's nodes), oldest first. */
+  list(visible: (nodes: Iterable<string>) => boolean = () => true): WaitSummary[] {
+    const out: WaitSummary[] = [];
+    for (const w of this.byId.values()) {
+      if (!visible(w.nodes.keys())) continue;
+      const s: WaitSummary = { wait: w.id, states: w.states, done: [], failed: [], remaining: [], owner: w.owner, created: w.created, seq: w.startSeq };
+      for (const wn of w.nodes.values()) {
+        if (wn.status === 'done') s.done.push(wn.node);
+        else if (wn.status === 'failed') s.failed.push({ node: wn.node, reason: wn.reason });
+        else if (wn.status === 'pending') s.remaining.push(wn.node);
+      }
+      out.push(s);
+    }
+    return out.sort((a, b) => a.created - b.created || a.seq - b.seq);
   }
 
   /** Waits whose ttl ran out (checked by a periodic sweep, never per event). */

@@ -25,6 +25,8 @@ export interface InitOptions {
   ttl?: number;
   /** Issue this command (REBOOT, ...) in the same transaction that registers the wait. */
   command?: string;
+  /** Or per node: node -> command, in that same transaction (nodes left out are only waited for). */
+  actions?: Record<string, string>;
   force?: boolean;
 }
 
@@ -122,6 +124,12 @@ export class StateWait {
   async cancelWait(node: string): Promise<string[]> {
     const r = await this.conn.request<{ remaining: string[] }>('cancelWait', { wait: this.id, node }, { retry: true });
     return r.remaining;
+  }
+
+  /** What the daemon has recorded so far (the wait keeps running). */
+  async snapshot(): Promise<WaitResult> {
+    const r = await this.conn.request<WaitResult>('attach', { wait: this.id }, { retry: true });
+    return { finished: r.finished, failed: r.failed, remaining: r.remaining, failures: r.failures ?? {} };
   }
 
   /** Deletes the wait in the daemon. */
