@@ -32,6 +32,7 @@ export interface Outcome {
 
 /** The nodes as the daemon has them now, in the order asked. */
 export async function nodeViews(conn: Connection, nodes?: string[]): Promise<NodeView[]> {
+  if (nodes && nodes.length === 0) return [];
   const st = await conn.request<{ nodes: NodeView[] }>('status', nodes ? { nodes } : {});
   return st.nodes;
 }
@@ -86,7 +87,7 @@ export async function bringUp(conn: Connection, views: NodeView[], opts: BringUp
   const reloaded: string[] = [];
   const rebooted = rebooting.filter((n) => up.has(n));
   const upReloading = reloading.filter((n) => up.has(n));
-  for (const n of upReloading.length > 0 ? await nodeViews(conn, upReloading) : []) {
+  for (const n of await nodeViews(conn, upReloading)) {
     const target = reloadMode.get(n.node)!;
     if (n.mode === target || n.nextMode === target) {
       failed.push({ node: n.node, reason: { code: 'RELOAD_FAILED', mode: n.mode, ...(n.state ? { state: n.state } : {}), message: `up without finishing its ${target}` } });

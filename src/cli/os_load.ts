@@ -56,7 +56,7 @@ export default defineCommand({
       const { wait, started, refused } = await runPlan(conn, { states: [RELOAD_DONE], actions: Object.fromEntries(nodes.map((n) => [n, 'REBOOT'])), ttl });
       // A reboot already past its SHUTDOWN will not pass the mode transition: no reload this boot.
       const joined = Object.keys(started).filter((n) => started[n] === 'joined');
-      for (const n of joined.length > 0 ? await nodeViews(conn, joined) : []) {
+      for (const n of await nodeViews(conn, joined)) {
         if (n.mode === mode || n.reboot.awaitingShutdown) continue;
         refused[n.node] = `E_CONFLICT: a reboot already past SHUTDOWN is in progress; run os_load again once it is up`;
         await wait.cancelWait(n.node);
