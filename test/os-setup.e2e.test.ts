@@ -1,0 +1,87 @@
+// `stated os_setup` and `stated tbrestart` end to end (SPEC §1; Emulab's
+// os_setup and tbrestart; issue 11), against `stated simulate` fleets at
+// --time-scale 0.01: one ISUP wait over the whole set, registered with the
+// actions; nodes with a next op mode reload, the others reboot; a wedged
+// node fails after stated's retries (NORMALv2/BOOTING 180 s REBOOT -> 1.8 s,
+// maxRebootAttempts 3) and --tolerate decides the exit code.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { http, startDaemon } from './helpers/daemon.ts';
+import { background, headSeq, history, modeStates, nodeView, openWaits, simulate, until } from './helpers/fleet.ts';
+
+const SCALED = ['--time-scale', '0.01'];
+
+test('os_setup of a mixed set: the nodes with next op mode RELOAD reload, the others reboot, all up, one wait registered before any action (SPEC §1 os_setup)', async (t) => {
+  const d = await startDaemon({ args: SCALED });
+  t.after(() => d.stop());
+  await simulate(t, d, ['--nodes', '4']);
+  for (const n of ['sim1', 'sim2']) assert.equal((await d.runCli(['node', 'set-next-mode', n, 'RELOAD'])).code, 0);
+  const before = await headSeq(d);
+
+  const run = background(d, ['os_setup', '-t', '60', '-u', '1', 'sim1', 'sim2', 'sim3', 'sim4']);
+  // While it runs: one wait, over all four nodes, for ISUP.
+  let seen: any[] = [];
+  await until(async () => (seen = await openWaits(d)).length > 0 || run.proc.exitCode !== null, 'os_setup to register its wait');
+  assert.equal(seen.length, 1, JSON.stringify(seen));
+  assert.deepEqual(seen[0].states, ['ISUP']);
+  assert.deepEqual([...seen[0].done, ...seen[0].remaining, ...seen[0].failed.map((f: any) => f.node)].sort(), ['sim1', 'sim2', 'sim3', 'sim4']);
+  const r = await run.done;
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^reloaded 2: sim1 sim2$/m);
+  assert.match(r.stdout, /^rebooted 2: sim3 sim4$/m);
+  assert.doesNotMatch(r.stdout, /^(failed|timed out)/m);
+
+  for (const n of ['sim1', 'sim2', 'sim3', 'sim4']) {
+    const v = await nodeView(d, n);
+    assert.deepEqual([v.mode, v.state, v.nextMode], ['NORMALv2', 'ISUP', null], n);
+    const h = await history(d, n, before);
+    // The wait started before the node's first event of this run: nothing could slip past it.
+    assert.ok(h.length > 0 && h[0]!.seq > seen[0].seq, `${n}: wait seq ${seen[0].seq}, first event ${h[0]?.seq}`);
+    const reloads = modeStates(h).filter((s) => s === 'RELOAD/RELOADDONE').length;
+    assert.equal(reloads, n === 'sim1' || n === 'sim2' ? 1 : 0, `${n}: ${modeStates(h).join(' ')}`);
+  }
+  assert.deepEqual(await openWaits(d), [], 'os_setup ends its wait');
+});
+
+test('os_setup with a wedging node: exit 1 naming it and TIMEOUT_IN_STATE; with --tolerate 1, exit 0 (SPEC §1 os_setup)', async (t) => {
+  const d = await startDaemon({ args: SCALED });
+  t.after(() => d.stop());
+  await simulate(t, d, ['--nodes', '3']);
+  // A node of its own type, whose fleet wedges every boot in BOOTING.
+  await simulate(t, d, ['--nodes', '1', '--prefix', 'bad', '--type', 'wedgy', '--wedge-rate', '1']);
+  const nodes = ['sim1', 'sim2', 'sim3', 'bad1'];
+
+  const r = await d.runCli(['os_setup', '-t', '60', '-u', '1', ...nodes], { timeoutMs: 90_000 });
+  assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^rebooted 3: sim1 sim2 sim3$/m);
+  assert.match(r.stdout, /^failed 1:\n {2}bad1: TIMEOUT_IN_STATE in NORMALv2\/BOOTING after 3 attempt\(s\)$/m);
+
+  const tolerated = await d.runCli(['os_setup', '--tolerate', '1', '-t', '60', '-u', '1', ...nodes], { timeoutMs: 90_000 });
+  assert.equal(tolerated.code, 0, `${tolerated.stdout}${tolerated.stderr}`);
+  assert.match(tolerated.stdout, /^failed 1 \(1 tolerated\):\n {2}bad1: TIMEOUT_IN_STATE/m);
+  assert.deepEqual(await openWaits(d), []);
+});
+
+test('tbrestart PROJECT: every node of the project rebooted under one ISUP wait, the other project untouched (SPEC §1 tbrestart)', async (t) => {
+  const d = await startDaemon({ args: SCALED });
+  t.after(() => d.stop());
+  await simulate(t, d, ['--nodes', '3', '--prefix', 'a', '--project', 'alpha']);
+  await simulate(t, d, ['--nodes', '1', '--prefix', 'b', '--type', 'simb', '--project', 'beta']);
+  const before = await headSeq(d);
+
+  const r = await d.runCli(['tbrestart', '-t', '60', '-u', '1', 'alpha'], { timeoutMs: 90_000 });
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^rebooted 3: a1 a2 a3$/m);
+  for (const n of ['a1', 'a2', 'a3']) {
+    assert.deepEqual(modeStates(await history(d, n, before)).slice(-1), ['NORMALv2/ISUP'], n);
+    assert.equal((await nodeView(d, n)).state, 'ISUP');
+  }
+  assert.deepEqual(await history(d, 'b1', before), [], 'beta is not alpha');
+  const audit = (await http(d, 'GET', '/v1/audit')).json.records.filter((x: any) => x.action === 'command.REBOOT');
+  assert.equal(audit.length, 1, 'one request rebooted the project');
+  assert.deepEqual([...audit[0].detail.nodes].sort(), ['a1', 'a2', 'a3']);
+
+  const none = await d.runCli(['tbrestart', 'nosuch']);
+  assert.equal(none.code, 64, none.stderr);
+  assert.match(none.stderr, /^stated: E_USAGE: project nosuch has no nodes/);
+});
