@@ -4,6 +4,7 @@
  * node; rows advance inside the batch transaction of the event that moves them.
  */
 import type { Statement } from 'better-sqlite3';
+import { describeFailure } from './reasons.ts';
 import type { Store } from './store.ts';
 import type { FailureReason, StatedEvent } from './types.ts';
 
@@ -56,7 +57,8 @@ export interface WaitSummary {
   wait: string;
   states: string[];
   done: string[];
-  failed: { node: string; reason: FailureReason | null }[];
+  /** `reason` as one readable line (BRIEF's shape, the dashboard's), `code` its FailureReason code. */
+  failed: { node: string; reason: string; code: string }[];
   remaining: string[];
   owner: string | null;
   created: number;
@@ -229,7 +231,7 @@ export class Waits {
       const s: WaitSummary = { wait: w.id, states: w.states, done: [], failed: [], remaining: [], owner: w.owner, created: w.created, seq: w.startSeq };
       for (const wn of w.nodes.values()) {
         if (wn.status === 'done') s.done.push(wn.node);
-        else if (wn.status === 'failed') s.failed.push({ node: wn.node, reason: wn.reason });
+        else if (wn.status === 'failed') s.failed.push({ node: wn.node, reason: describeFailure(wn.reason), code: wn.reason?.code ?? 'TBFAILED' });
         else if (wn.status === 'pending') s.remaining.push(wn.node);
       }
       out.push(s);

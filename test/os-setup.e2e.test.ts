@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { http, startDaemon } from './helpers/daemon.ts';
-import { background, headSeq, history, modeStates, nodeView, openWaits, simulate, until } from './helpers/fleet.ts';
+import { background, headSeq, history, modeStates, nodeView, openWaits, scriptedAgent, simulate, until } from './helpers/fleet.ts';
 
 const SCALED = ['--time-scale', '0.01'];
 
@@ -84,4 +84,31 @@ test('tbrestart PROJECT: every node of the project rebooted under one ISUP wait,
   const none = await d.runCli(['tbrestart', 'nosuch']);
   assert.equal(none.code, 64, none.stderr);
   assert.match(none.stderr, /^stated: E_USAGE: project nosuch has no nodes/);
+});
+
+test('os_setup: a reload that fails is counted failed and leaves no next op mode behind — one that boots its old disk (up in RELOAD), one whose power fails (SPEC §1 os_setup)', async (t) => {
+  const d = await startDaemon({ args: SCALED });
+  t.after(() => d.stop());
+  assert.equal((await d.runCli(['node', 'add', 'fb1', 'pf1', 'ok1', '--type', 'img'])).code, 0);
+  for (const n of ['fb1', 'pf1']) assert.equal((await d.runCli(['node', 'set-next-mode', n, 'RELOAD'])).code, 0);
+  const agent = await scriptedAgent(d, ['img'], (a) => {
+    if (a.node === 'pf1') return { ok: false, states: [] }; // its power controller fails every time
+    // fb1 boots its old disk instead of the reload image: RELOAD's FailedBoot rows, BOOTING -> TBSETUP -> ISUP.
+    // Its RELOAD/ISUP trigger then reboots it into another reload, which this controller never answers.
+    if (a.node === 'fb1' && a.mode === 'RELOAD') return null;
+    return { ok: true, states: ['SHUTDOWN', 'PXEBOOTING', 'BOOTING', 'TBSETUP', 'ISUP'] };
+  });
+  t.after(() => agent.close());
+
+  const r = await d.runCli(['os_setup', '-t', '60', '-u', '1', 'fb1', 'pf1', 'ok1'], { timeoutMs: 90_000 });
+  assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^reloaded 0$/m);
+  assert.match(r.stdout, /^rebooted 1: ok1$/m);
+  assert.match(r.stdout, /^failed 2:$/m);
+  assert.match(r.stdout, /^ {2}fb1: RELOAD_FAILED in RELOAD\/\S+: up without finishing its RELOAD$/m);
+  assert.match(r.stdout, /^ {2}pf1: DRIVER_FAILED in TBCOMMAND\/REBOOT after 3 attempt\(s\)/m);
+  assert.match(r.stdout, /^next op mode cleared: pf1$/m);
+  assert.equal((await nodeView(d, 'pf1')).nextMode, null, 'a later plain reboot of pf1 must not reload it');
+  assert.equal((await nodeView(d, 'pf1')).mode, 'NORMALv2');
+  assert.deepEqual(await openWaits(d), []);
 });

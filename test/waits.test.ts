@@ -156,7 +156,7 @@ test('list(): each open wait with done, failed (with the reason), remaining, own
   assert.deepEqual(waits.list(), [
     { wait: 'b', states: ['SHUTDOWN'], done: [], failed: [], remaining: ['pc9'], owner: null, created: T0, seq: 8 },
     {
-      wait: 'a', states: ['ISUP'], done: ['pc1'], failed: [{ node: 'pc2', reason: { code: 'X', attempts: 3 } }],
+      wait: 'a', states: ['ISUP'], done: ['pc1'], failed: [{ node: 'pc2', reason: 'X after 3 attempt(s)', code: 'X' }],
       remaining: ['pc3'], owner: 'tok1', created: T0 + 5, seq: 7,
     },
   ]);

@@ -3,7 +3,7 @@
  * otherwise, then a truthful summary and SPEC §1's exit code.
  */
 import type { StateWait, WaitResult } from '../client/index.ts';
-import type { FailureReason } from '../types.ts';
+import { describeFailure } from '../reasons.ts';
 import { printJson } from './common.ts';
 import { EXIT } from './output.ts';
 
@@ -14,12 +14,7 @@ export interface WatchOptions {
 }
 
 /** A failure reason as one line: code, where, attempts, message. */
-export function reasonText(r: FailureReason | undefined): string {
-  if (!r) return 'TBFAILED';
-  const where = r.mode && r.state ? ` in ${r.mode}/${r.state}` : '';
-  const tries = r.attempts ? ` after ${r.attempts} attempt(s)` : '';
-  return `${r.code}${where}${tries}${r.message ? `: ${r.message}` : ''}`;
-}
+export const reasonText = describeFailure;
 
 function line(r: WaitResult, total: number, leftS: number): string {
   const pending = r.remaining.length > 0 ? ` (${r.remaining.slice(0, 8).join(' ')}${r.remaining.length > 8 ? ' ...' : ''})` : '';
