@@ -196,8 +196,10 @@ class Step {
       case 'RELOADDONE':
       case 'RELOADDONEV2':
         // Close the reload: send the node back where it came from, unless an
-        // operator already chose its next mode.
-        if (!n.nextMode) n.nextMode = n.prevMode && !n.prevMode.startsWith('RELOAD') ? n.prevMode : 'NORMALv2';
+        // operator already chose its next mode. A next mode that is the reload
+        // mode itself (set on a node already reloading) would reload it again
+        // at every boot, RELOAD/ISUP rebooting it into the next: not a choice.
+        if (!n.nextMode || n.nextMode === n.mode) n.nextMode = n.prevMode && !n.prevMode.startsWith('RELOAD') ? n.prevMode : 'NORMALv2';
         return;
       case 'ISUP':
         this.out.push(stateEvent(id, 'ISUP'));
