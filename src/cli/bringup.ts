@@ -115,7 +115,8 @@ export function report(o: Outcome, opts: BringUpOptions): number {
   out(`reloaded ${o.reloaded.length}${list(o.reloaded)}`);
   out(`rebooted ${o.rebooted.length}${list(o.rebooted)}`);
   if (o.failed.length > 0) {
-    out(`failed ${o.failed.length}${opts.tolerate > 0 ? ` (${opts.tolerate} tolerated)` : ''}:`);
+    const within = o.failed.length <= opts.tolerate;
+    out(`failed ${o.failed.length}${opts.tolerate > 0 ? ` (${within ? '' : 'only '}${opts.tolerate} tolerated)` : ''}:`);
     for (const f of o.failed) out(`  ${f.node}: ${reasonText(f.reason)}`);
   }
   if (o.timedOut.length > 0) {
