@@ -80,6 +80,7 @@ test('os_load twice after a failed reload: the second reloads once, the node com
   const r1 = await d.runCli(['os_load', '-t', '60', '-u', '1', 'r1'], { timeoutMs: 90_000 });
   assert.equal(r1.code, 1, `${r1.stdout}${r1.stderr}`);
   assert.match(r1.stdout, /^ {2}r1: TIMEOUT_IN_STATE in RELOAD\/\S+ after 3 attempt\(s\)/m);
+  assert.match(r1.stderr, /^failed r1: TIMEOUT_IN_STATE in RELOAD\/\S+ after 3 attempt\(s\)/m, 'reported as soon as stated gave up');
   let v = await nodeView(d, 'r1');
   assert.deepEqual([v.mode, v.nextMode], ['RELOAD', null], 'left in RELOAD, with no next op mode to outlive a reload');
 

@@ -55,6 +55,8 @@ test('os_setup with a wedging node: exit 1 naming it and TIMEOUT_IN_STATE; with 
   assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
   assert.match(r.stdout, /^rebooted 3: sim1 sim2 sim3$/m);
   assert.match(r.stdout, /^failed 1:\n {2}bad1: TIMEOUT_IN_STATE in NORMALv2\/BOOTING after 3 attempt\(s\)$/m);
+  // Said the moment stated gave up, not only in the summary.
+  assert.match(r.stderr, /^failed bad1: TIMEOUT_IN_STATE in NORMALv2\/BOOTING after 3 attempt\(s\)$/m);
 
   const tolerated = await d.runCli(['os_setup', '--tolerate', '1', '-t', '60', '-u', '1', ...nodes], { timeoutMs: 90_000 });
   assert.equal(tolerated.code, 0, `${tolerated.stdout}${tolerated.stderr}`);

@@ -62,18 +62,19 @@ export async function follow(w: StateWait, opts: WatchOptions): Promise<Followed
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // On a terminal the bar moves with every push, not only every -u seconds.
+  // A failure is said the moment the daemon pushes it, not at the next -u
+  // tick nor in the summary only; on a terminal the bar moves with every push.
   let live = true;
-  if (tty) {
-    void (async () => {
-      for await (const u of w.progress()) {
-        if (!live) return;
-        if (u.type === 'done') r = { ...r, finished: [...r.finished, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
-        if (u.type === 'failed') r = { ...r, failed: [...r.failed, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
-        process.stdout.write(`\r${bar(r, total, (deadline - Date.now()) / 1000)}\x1b[K`);
-      }
-    })();
-  }
+  void (async () => {
+    for await (const u of w.progress()) {
+      if (!live) return;
+      if (u.type === 'failed') process.stderr.write(`${tty ? '\r\x1b[K' : ''}failed ${u.node}: ${reasonText(u.reason)}\n`);
+      if (!tty) continue;
+      if (u.type === 'done') r = { ...r, finished: [...r.finished, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
+      if (u.type === 'failed') r = { ...r, failed: [...r.failed, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
+      process.stdout.write(`\r${bar(r, total, (deadline - Date.now()) / 1000)}\x1b[K`);
+    }
+  })();
   try {
     while (!stopping) {
       const leftS = (deadline - Date.now()) / 1000;
