@@ -16,18 +16,22 @@ test('os_setup of a mixed set: the nodes with next op mode RELOAD reload, the ot
   t.after(() => d.stop());
   await simulate(t, d, ['--nodes', '4']);
   for (const n of ['sim1', 'sim2']) assert.equal((await d.runCli(['node', 'set-next-mode', n, 'RELOAD'])).code, 0);
+  // A next mode that is no reload: m1 goes MINIMAL -> NORMALv1 (mode_transitions MINIMAL/SHUTDOWN -> NORMALv1/SHUTDOWN)
+  // and is up in NORMALv1: done, not a reload left unfinished.
+  assert.equal((await d.runCli(['node', 'add', 'm1', '--type', 'sim', '--mode', 'MINIMAL', '--state', 'ISUP'])).code, 0);
+  assert.equal((await d.runCli(['node', 'set-next-mode', 'm1', 'NORMALv1'])).code, 0);
   const before = await headSeq(d);
 
-  const run = background(d, ['os_setup', '-t', '60', '-u', '1', 'sim1', 'sim2', 'sim3', 'sim4']);
+  const run = background(d, ['os_setup', '-t', '60', '-u', '1', 'sim1', 'sim2', 'sim3', 'sim4', 'm1']);
   // While it runs: one wait, over all four nodes, for ISUP.
   let seen: any[] = [];
   await until(async () => (seen = await openWaits(d)).length > 0 || run.proc.exitCode !== null, 'os_setup to register its wait');
   assert.equal(seen.length, 1, JSON.stringify(seen));
   assert.deepEqual(seen[0].states, ['ISUP']);
-  assert.deepEqual([...seen[0].done, ...seen[0].remaining, ...seen[0].failed.map((f: any) => f.node)].sort(), ['sim1', 'sim2', 'sim3', 'sim4']);
+  assert.deepEqual([...seen[0].done, ...seen[0].remaining, ...seen[0].failed.map((f: any) => f.node)].sort(), ['m1', 'sim1', 'sim2', 'sim3', 'sim4']);
   const r = await run.done;
   assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
-  assert.match(r.stdout, /^reloaded 2: sim1 sim2$/m);
+  assert.match(r.stdout, /^reloaded 3: sim1 sim2 m1$/m);
   assert.match(r.stdout, /^rebooted 2: sim3 sim4$/m);
   assert.doesNotMatch(r.stdout, /^(failed|timed out)/m);
 
@@ -40,6 +44,8 @@ test('os_setup of a mixed set: the nodes with next op mode RELOAD reload, the ot
     const reloads = modeStates(h).filter((s) => s === 'RELOAD/RELOADDONE').length;
     assert.equal(reloads, n === 'sim1' || n === 'sim2' ? 1 : 0, `${n}: ${modeStates(h).join(' ')}`);
   }
+  const m1 = await nodeView(d, 'm1');
+  assert.deepEqual([m1.mode, m1.state, m1.nextMode], ['NORMALv1', 'ISUP', null]);
   assert.deepEqual(await openWaits(d), [], 'os_setup ends its wait');
 });
 

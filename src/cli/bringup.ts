@@ -6,7 +6,7 @@
  * summary of who was reloaded, rebooted, failed (why) or timed out.
  */
 import { type Connection, runPlan } from '../client/index.ts';
-import type { FailureReason } from '../types.ts';
+import type { FailureReason, MachineDefinition } from '../types.ts';
 import type { NodeView } from '../views.ts';
 import { admin, printJson } from './common.ts';
 import { EXIT } from './output.ts';
@@ -64,6 +64,21 @@ export function refusalReason(why: string): FailureReason {
   return i > 0 ? { code: why.slice(0, i), message: why.slice(i + 2) } : { code: 'REFUSED', message: why };
 }
 
+/**
+ * The modes a reload closes out of (those with a RELOADDONE or RELOADDONEV2
+ * trigger: Emulab's RELOAD, WIMRELOAD, SECURELOAD, ...): a node up in one of
+ * them did not finish it. Read from the loaded definitions; a token that may
+ * not read them falls back to the names.
+ */
+async function reloadModes(conn: Connection): Promise<Set<string>> {
+  try {
+    const def = await admin<MachineDefinition>(conn, 'machine.export');
+    return new Set(def.state_triggers.filter((t) => /\bRELOADDONE(V2)?\b/.test(t.triggers)).map((t) => t.op_mode));
+  } catch {
+    return new Set(['RELOAD', 'WIMRELOAD', 'SECURELOAD', 'RELOAD-MOTE', 'RELOAD-PCVM', 'RELOAD-PUSH']);
+  }
+}
+
 /** Reboots every node (reloading those with a next op mode) under one ISUP wait; returns what came of it. */
 export async function bringUp(conn: Connection, views: NodeView[], opts: BringUpOptions): Promise<Outcome> {
   // The mode each reloading node is headed for: judged again after the wait.
@@ -80,16 +95,19 @@ export async function bringUp(conn: Connection, views: NodeView[], opts: BringUp
   const failed: Outcome['failed'] = [];
   for (const [node, why] of Object.entries(refused)) failed.push({ node, reason: refusalReason(why) });
   for (const node of r.failed) failed.push({ node, reason: r.failures[node] ?? { code: 'TBFAILED' } });
-  // ISUP alone does not say the reload happened: a node that booted its old
-  // disk instead (RELOAD's TBSETUP -> ISUP, "FailedBoot") is up in the reload
-  // mode, or never left for it. Counted failed, as Emulab's os_setup does.
+  // ISUP alone does not say the node went through its next mode: one that
+  // never took the mode transition is up still headed for it; one that booted
+  // its old disk instead of the reload image (RELOAD's TBSETUP -> ISUP,
+  // "FailedBoot") is up still in the reload mode, which RELOADDONE would
+  // have closed. Counted failed, as Emulab's os_setup does.
   const up = new Set(r.finished);
   const reloaded: string[] = [];
   const rebooted = rebooting.filter((n) => up.has(n));
   const upReloading = reloading.filter((n) => up.has(n));
+  const closing = upReloading.length > 0 ? await reloadModes(conn) : new Set<string>();
   for (const n of await nodeViews(conn, upReloading)) {
     const target = reloadMode.get(n.node)!;
-    if (n.mode === target || n.nextMode === target) {
+    if (n.nextMode === target || (n.mode === target && closing.has(target))) {
       failed.push({ node: n.node, reason: { code: 'RELOAD_FAILED', mode: n.mode, ...(n.state ? { state: n.state } : {}), message: `up without finishing its ${target}` } });
     } else reloaded.push(n.node);
   }
