@@ -120,3 +120,20 @@ test('os_setup: a reload that fails is counted failed and leaves no next op mode
   assert.equal((await nodeView(d, 'pf1')).mode, 'NORMALv2');
   assert.deepEqual(await openWaits(d), []);
 });
+
+test('os_setup past -t: exit 2, the node listed as timed out, the next op mode it never used cleared (SPEC §1 os_setup)', async (t) => {
+  const d = await startDaemon({ args: SCALED });
+  t.after(() => d.stop());
+  assert.equal((await d.runCli(['node', 'add', 'slow1', '--type', 'hang'])).code, 0);
+  assert.equal((await d.runCli(['node', 'set-next-mode', 'slow1', 'RELOAD'])).code, 0);
+  // A power controller that takes the action and never answers: nothing happens within -t.
+  const agent = await scriptedAgent(d, ['hang'], () => null);
+  t.after(() => agent.close());
+  const r = await d.runCli(['os_setup', '-t', '1', 'slow1'], { timeoutMs: 60_000 });
+  assert.equal(r.code, 2, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^reloaded 0$/m);
+  assert.match(r.stdout, /^timed out 1 after 1s: slow1$/m);
+  assert.match(r.stdout, /^next op mode cleared: slow1$/m);
+  assert.equal((await nodeView(d, 'slow1')).nextMode, null);
+  assert.deepEqual(await openWaits(d), []);
+});
