@@ -301,8 +301,11 @@ class Step {
         // Close the reload: send the node back where it came from, unless an
         // operator already chose its next mode. On a node that is not
         // reloading it changes nothing (Emulab's control only clears reload
-        // bookkeeping), so no later SHUTDOWN switches its mode.
-        if (isReloadMode(n.mode) && n.nextMode === null) n.nextMode = reloadReturn(n);
+        // bookkeeping), so no later SHUTDOWN switches its mode. A next mode
+        // that is the reload mode itself (set on a node already reloading)
+        // would reload it again at every boot, RELOAD/ISUP rebooting it into
+        // the next: not a choice, so it is replaced too.
+        if (isReloadMode(n.mode) && (n.nextMode === null || n.nextMode === n.mode)) n.nextMode = reloadReturn(n);
         return;
       case 'ISUP':
         this.out.push(generated(id, 'ISUP'));

@@ -35,6 +35,25 @@ export function nameList(v: unknown, what: string): string[] {
   return v.map((x, i) => name(x, `${what}[${i}]`));
 }
 
+/** Most alternatives in one wait entry (`A|B|...`). */
+const MAX_ALTERNATIVES = 16;
+
+/**
+ * A wait's states (SPEC §3): a non-empty list of names, in order; an entry
+ * may be `A|B`, passed by either (a reload closes with RELOADDONE or
+ * RELOADDONEV2).
+ */
+export function stateList(v: unknown, what: string): string[] {
+  if (!Array.isArray(v) || v.length === 0) throw new StatedError('E_BAD_REQUEST', `${what}: expected a non-empty list`);
+  if (v.length > MAX_NODES) throw new StatedError('E_TOO_MANY', `${what}: ${v.length} entries, at most ${MAX_NODES}`);
+  return v.map((x, i) => {
+    if (typeof x !== 'string' || !x.includes('|')) return name(x, `${what}[${i}]`);
+    const alts = x.split('|');
+    if (alts.length > MAX_ALTERNATIVES) throw new StatedError('E_BAD_REQUEST', `${what}[${i}]: at most ${MAX_ALTERNATIVES} alternatives`);
+    return alts.map((a, j) => name(a, `${what}[${i}] alternative ${j + 1}`)).join('|');
+  });
+}
+
 function optString(v: unknown, what: string, max: number): string | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' || v.length > max) throw new StatedError('E_BAD_REQUEST', `${what}: expected a string of at most ${max} characters`);
@@ -114,7 +133,7 @@ function parseFilter(v: unknown): Filter {
 /** WebSocket requests (SPEC §3), after parsing. */
 export type Request =
   | { op: 'event'; event: StatedEvent }
-  | { op: 'initStateWait'; states: string[]; nodes: string[]; ttl?: number; command?: string; force?: boolean }
+  | { op: 'initStateWait'; states: string[]; nodes: string[]; ttl?: number; command?: string; actions?: Map<string, string>; force?: boolean }
   | { op: 'waitForState'; wait: string; timeout?: number }
   | { op: 'cancelWait'; wait: string; node: string }
   | { op: 'endStateWait'; wait: string }
@@ -125,6 +144,7 @@ export type Request =
   | { op: 'registerAgent'; types: string[]; nodes: string[] }
   | { op: 'actionResult'; action: string; ok: boolean; message?: string }
   | { op: 'status'; nodes?: string[] }
+  | { op: 'listWaits' }
   | { op: 'admin'; action: string; args: Obj };
 
 function command(v: unknown): string {
@@ -134,16 +154,36 @@ function command(v: unknown): string {
   return v;
 }
 
+/**
+ * initStateWait's per-node plan: {node: command}, each node one the wait
+ * holds; nodes left out are only waited for.
+ */
+function actions(v: unknown, nodes: readonly string[]): Map<string, string> {
+  if (!isObj(v)) throw new StatedError('E_BAD_REQUEST', 'actions: expected an object {node: command}');
+  const held = new Set(nodes);
+  const out = new Map<string, string>();
+  for (const [node, cmd] of Object.entries(v)) {
+    if (!held.has(name(node, 'actions: node'))) throw new StatedError('E_BAD_REQUEST', `actions: ${node} is not one of the wait's nodes`);
+    out.set(node, command(cmd));
+  }
+  if (out.size === 0) throw new StatedError('E_BAD_REQUEST', 'actions: expected at least one node');
+  return out;
+}
+
 /** Parses a WebSocket message's JSON value. The caller has checked the size. */
 export function parseRequest(m: Obj): Request {
   switch (m.op) {
     case 'event':
       return { op: 'event', event: parseEvent(m.event) };
     case 'initStateWait': {
-      const r: Request = { op: 'initStateWait', states: nameList(m.states, 'states'), nodes: nameList(m.nodes, 'nodes') };
+      const r: Request = { op: 'initStateWait', states: stateList(m.states, 'states'), nodes: nameList(m.nodes, 'nodes') };
       const ttl = optNumber(m.ttl, 'ttl', 1, 365 * 86400);
       if (ttl !== undefined) r.ttl = ttl;
       if (m.command !== undefined) r.command = command(m.command);
+      if (m.actions !== undefined) {
+        if (r.command !== undefined) throw new StatedError('E_BAD_REQUEST', 'give either command (every node) or actions (per node), not both');
+        r.actions = actions(m.actions, r.nodes);
+      }
       if (m.force !== undefined) r.force = optBool(m.force, 'force');
       return r;
     }
@@ -185,6 +225,8 @@ export function parseRequest(m: Obj): Request {
       if (message !== undefined) r.message = message;
       return r;
     }
+    case 'listWaits':
+      return { op: 'listWaits' };
     case 'status':
       return m.nodes === undefined ? { op: 'status' } : { op: 'status', nodes: nameList(m.nodes, 'nodes') };
     case 'admin': {

@@ -11,7 +11,7 @@ import { StatedError, asStatedError } from './errors.ts';
 import { FrameQueue } from './frames.ts';
 import type { Peer } from './hub.ts';
 import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
-import { type Services, Session } from './session.ts';
+import { type Services, Session, listWaits } from './session.ts';
 import type { StatsReport } from './stats.ts';
 import type { NodeState } from './types.ts';
 import { nodeView } from './views.ts';
@@ -282,6 +282,10 @@ export class StatedServer {
       if (path === '/' && this.extras.dashboard) {
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
         res.end(this.extras.dashboard());
+        return;
+      }
+      if (path === '/v1/waits') {
+        sendJson(res, 200, { waits: await listWaits(core, actor) });
         return;
       }
       if (path === '/v1/nodes') {

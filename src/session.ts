@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin } from './admin.ts';
 import { type Actor, type Auth, authorizeAgent, authorizeEvent, authorizeForce, authorizeNodes, canSee } from './auth.ts';
-import type { Core } from './core.ts';
+import type { Core, EventResult } from './core.ts';
 import type { Agents } from './drivers/agents.ts';
 import { StatedError, asStatedError } from './errors.ts';
 import type { Hub, Peer } from './hub.ts';
@@ -14,7 +14,7 @@ import { type Request, parseRequest } from './protocol.ts';
 import type { WaitRelay } from './relay.ts';
 import type { StatedEvent } from './types.ts';
 import { nodeView } from './views.ts';
-import type { WaitUpdate } from './waits.ts';
+import type { WaitSummary, WaitUpdate } from './waits.ts';
 
 export interface Services {
   core: Core;
@@ -28,6 +28,41 @@ export interface Services {
 }
 
 const DEFAULT_TTL = 86_400;
+
+/**
+ * A wait's per-node plan (initStateWait `actions`), inside its batch: one
+ * TBCOMMAND per command, nodes in the order given; the verdicts merged.
+ */
+function applyActions(c: Core, actions: ReadonlyMap<string, string>, force: boolean, actor: Actor): EventResult {
+  const byCommand = new Map<string, string[]>();
+  for (const [node, cmd] of actions) {
+    const list = byCommand.get(cmd);
+    if (list) list.push(node);
+    else byCommand.set(cmd, [node]);
+  }
+  const out: EventResult = { seq: 0, duplicate: false, nodes: {} };
+  for (const [cmd, nodes] of byCommand) {
+    const r = c.applyEvent({ objtype: 'TBCOMMAND', objname: nodes.join(','), eventtype: cmd }, force, actor);
+    out.seq = r.seq;
+    Object.assign(out.nodes!, r.nodes);
+    if (r.refusals) out.refusals = { ...out.refusals, ...r.refusals };
+  }
+  return out;
+}
+
+/**
+ * The open waits an actor may see (GET /v1/waits, `listWaits`): all for
+ * operators; for a user, those whose every node is in its project, so a
+ * listing never names another project's node. Committed state only.
+ */
+export function listWaits(core: Core, actor: Actor): Promise<WaitSummary[]> {
+  if (actor.role === 'node') throw new StatedError('E_FORBIDDEN', 'a node token may only send its own node state');
+  const all = actor.role === 'admin' || actor.role === 'operator';
+  return core.read((c) => c.waits.list(all ? undefined : (nodes) => {
+    for (const id of nodes) if (!canSee(actor, c.nodes.get(id))) return false;
+    return true;
+  }));
+}
 
 export class Session {
   /** Waits whose pushes go to this connection, with how to stop them. */
@@ -133,13 +168,13 @@ export class Session {
           c.waits.create(wait, req.states, req.nodes, seq, req.ttl ?? DEFAULT_TTL, c.now(), actor.id);
           const cmd = req.command
             ? c.applyEvent({ objtype: 'TBCOMMAND', objname: req.nodes.join(','), eventtype: req.command }, req.force === true, actor)
-            : null;
+            : req.actions ? applyActions(c, req.actions, req.force === true, actor) : null;
           if (cmd?.nodes) c.catchUpJoined(wait, cmd.nodes, seq);
           // Listening from inside the batch: no commit can come between the wait's start and its pushes.
           this.attach(wait);
           return { seq, cmd };
-          // With a command, exclusive: a joined node's events since its reboot began are read from the log.
-        }, { exclusive: req.command !== undefined }).catch((err: unknown) => {
+          // With commands, exclusive: a joined node's events since its reboot began are read from the log.
+        }, { exclusive: req.command !== undefined || req.actions !== undefined }).catch((err: unknown) => {
           this.detach(wait); // the batch was lost: there is no such wait
           throw err;
         });
@@ -191,6 +226,8 @@ export class Session {
       case 'unsubscribe':
         if (!hub.unsubscribe(req.sub, this.peer)) throw new StatedError('E_UNKNOWN_SUB', `no subscription ${req.sub}`);
         return {};
+      case 'listWaits':
+        return { waits: await listWaits(core, actor) };
       case 'status': {
         if (actor.role === 'node') throw new StatedError('E_FORBIDDEN', 'a node token may only send its own node state');
         // A read of committed state only: never a state a crash could still take back.

@@ -4,6 +4,7 @@
  * node; rows advance inside the batch transaction of the event that moves them.
  */
 import type { Statement } from 'better-sqlite3';
+import { describeFailure } from './reasons.ts';
 import type { Store } from './store.ts';
 import type { FailureReason, LoggedEvent, StatedEvent } from './types.ts';
 
@@ -20,6 +21,14 @@ interface WaitNode {
 interface Wait {
   id: string;
   states: string[];
+  /**
+   * Per position, the alternatives of an entry written `A|B` (e.g.
+   * `RELOADDONE|RELOADDONEV2`: a reload closes with either); null when no
+   * entry has any, so the usual wait costs nothing more per event.
+   */
+  alts: (ReadonlySet<string> | null)[] | null;
+  /** When it was registered (ms); after a daemon restart, its last attach (not stored). */
+  created: number;
   startSeq: number;
   ttl: number;
   lastAttach: number;
@@ -46,6 +55,31 @@ export interface WaitSnapshot {
 /** TBFAILED eventtypes that fail every wait holding the node: the commands that bring it up. */
 const FAILS_EVERY_WAIT = new Set(['REBOOT', 'POWERCYCLE', 'POWERON']);
 
+/** One open wait as `stated waits list` and GET /v1/waits show it. */
+export interface WaitSummary {
+  wait: string;
+  states: string[];
+  done: string[];
+  /** `reason` as one readable line (BRIEF's shape, the dashboard's), `code` its FailureReason code. */
+  failed: { node: string; reason: string; code: string }[];
+  remaining: string[];
+  owner: string | null;
+  created: number;
+  seq: number;
+}
+
+/** The alternatives of each `A|B` entry, or null when the list has none. */
+function alternatives(states: readonly string[]): (ReadonlySet<string> | null)[] | null {
+  if (!states.some((s) => s.includes('|'))) return null;
+  return states.map((s) => (s.includes('|') ? new Set(s.split('|')) : null));
+}
+
+/** Is `state` one the wait still expects of a node at entry `pos` (an entry or one of its alternatives)? */
+function awaits(w: { states: readonly string[]; alts?: readonly (ReadonlySet<string> | null)[] | null }, pos: number, state: string): boolean {
+  for (let i = pos; i < w.states.length; i++) if (w.states[i] === state || w.alts?.[i]?.has(state)) return true;
+  return false;
+}
+
 /** What onEvent returns for the usual event: no wait holds its node (no allocation per event). */
 const NO_UPDATES: readonly WaitUpdate[] = Object.freeze([]);
 
@@ -69,8 +103,9 @@ export class Waits {
     this.byId.clear();
     this.byNode.clear();
     for (const r of this.s.allWaits!.all() as { wait_id: string; states: string; start_seq: number; ttl: number; last_attach: number; owner: string | null }[]) {
+      const states: string[] = JSON.parse(r.states);
       this.byId.set(r.wait_id, {
-        id: r.wait_id, states: JSON.parse(r.states), startSeq: r.start_seq, ttl: r.ttl,
+        id: r.wait_id, states, alts: alternatives(states), created: r.last_attach, startSeq: r.start_seq, ttl: r.ttl,
         lastAttach: r.last_attach, owner: r.owner, nodes: new Map(),
       });
     }
@@ -109,7 +144,7 @@ export class Waits {
 
   /** Opens a wait that counts events after startSeq (inside the batch). */
   create(id: string, states: string[], nodes: string[], startSeq: number, ttl: number, now: number, owner: string | null): void {
-    const w: Wait = { id, states, startSeq, ttl, lastAttach: now, owner, nodes: new Map() };
+    const w: Wait = { id, states, alts: alternatives(states), created: now, startSeq, ttl, lastAttach: now, owner, nodes: new Map() };
     for (const node of nodes) {
       if (w.nodes.has(node)) continue;
       w.nodes.set(node, { node, pos: 0, status: 'pending', seq: null, reason: null });
@@ -155,12 +190,12 @@ export class Waits {
     if (e.objtype === 'TBFAILED') {
       // Only a failure of what brings the node up, or of a state still awaited, ends the wait
       // for it: a failed POWEROFF says nothing about an ISUP wait (StateWait.pm's subscription).
-      if (!FAILS_EVERY_WAIT.has(e.eventtype) && !w.states.includes(e.eventtype, wn.pos)) return;
+      if (!FAILS_EVERY_WAIT.has(e.eventtype) && !awaits(w, wn.pos, e.eventtype)) return;
       const reason: FailureReason = e.reason ?? { code: 'TBFAILED', message: e.message ?? `${e.eventtype} failed` };
       this.fail(w, wn, seq, reason, out);
       return;
     }
-    if (expected !== e.eventtype) {
+    if (expected !== e.eventtype && !w.alts?.[wn.pos]?.has(e.eventtype)) {
       // The node itself says it failed to boot (NORMALv2 TBSETUP -> TBFAILED, "BootFail"):
       // no wait holding it will see its states come.
       if (e.eventtype === 'TBFAILED') {
@@ -230,6 +265,22 @@ export class Waits {
       } else if (wn.status === 'pending') snap.remaining.push(wn.node);
     }
     return snap;
+  }
+
+  /** Every open wait that `visible` accepts (given the wait's nodes), oldest first. */
+  list(visible: (nodes: Iterable<string>) => boolean = () => true): WaitSummary[] {
+    const out: WaitSummary[] = [];
+    for (const w of this.byId.values()) {
+      if (!visible(w.nodes.keys())) continue;
+      const s: WaitSummary = { wait: w.id, states: w.states, done: [], failed: [], remaining: [], owner: w.owner, created: w.created, seq: w.startSeq };
+      for (const wn of w.nodes.values()) {
+        if (wn.status === 'done') s.done.push(wn.node);
+        else if (wn.status === 'failed') s.failed.push({ node: wn.node, reason: describeFailure(wn.reason), code: wn.reason?.code ?? 'TBFAILED' });
+        else if (wn.status === 'pending') s.remaining.push(wn.node);
+      }
+      out.push(s);
+    }
+    return out.sort((a, b) => a.created - b.created || a.seq - b.seq);
   }
 
   /** Waits whose ttl ran out (checked by a periodic sweep, never per event). */

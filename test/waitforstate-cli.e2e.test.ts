@@ -65,7 +65,8 @@ test('every node passes SHUTDOWN,ISUP: exit 0, the summary says finished, the wa
   await httpSend(d, 'c2', 'ISUP');
   const r = await run;
   assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}${r.stderr}`);
-  assert.equal(r.stderr, '');
+  // stderr carries one line, the registration (SPEC §1), and nothing else.
+  assert.match(r.stderr, /^registered wait w[0-9a-f]+ at seq \d+\n$/);
   assert.match(r.stdout, /^finished 2\/2: c1 c2$/m);
   assert.doesNotMatch(r.stdout, /^(failed|timed out)/m);
   assert.equal(await metric(d, 'stated_waits'), 0, 'the CLI ends its wait');

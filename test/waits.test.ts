@@ -156,3 +156,45 @@ test('replay feeds a node\'s earlier events into a wait as if it had started bef
   assert.deepEqual(waits.snapshot('w', 21)!.remaining, ['pc2'], 'only the replayed node moved');
   assert.deepEqual(waits.replay('nope', 'pc1', []), []);
 });
+
+// Issue 11: a reload closes with RELOADDONE or RELOADDONEV2 (Emulab's
+// RELOAD rows have both), so os_load waits for either.
+test('an entry A|B is passed by either alternative; the alternatives survive a reload from SQLite', () => {
+  const file = path.join(tempDir(), 'alt.db');
+  let store = new Store(file);
+  let waits = new Waits(store);
+  store.transaction(() => {
+    waits.create('w', ['RELOADDONE|RELOADDONEV2', 'ISUP'], ['pc1', 'pc2', 'pc3'], 0, 600, T0, null);
+    assert.deepEqual(waits.onEvent(1, st('pc1', 'RELOADDONEV2')).map((u) => u.type), ['progress']);
+    assert.deepEqual(waits.onEvent(2, st('pc2', 'RELOADDONE')).map((u) => u.type), ['progress']);
+    assert.deepEqual(waits.onEvent(3, st('pc3', 'RELOADDONEV3')), [], 'only the alternatives listed');
+    assert.deepEqual(waits.onEvent(4, st('pc3', 'ISUP')), [], 'in order: the first entry first');
+  });
+  store.close();
+  store = new Store(file);
+  waits = new Waits(store);
+  waits.load();
+  assert.deepEqual(waits.onEvent(5, st('pc3', 'RELOADDONEV2')).map((u) => u.type), ['progress']);
+  assert.deepEqual(waits.onEvent(6, st('pc1', 'ISUP')), [{ type: 'done', wait: 'w', node: 'pc1', seq: 6 }]);
+  assert.deepEqual(waits.snapshot('w', 6)!.states, ['RELOADDONE|RELOADDONEV2', 'ISUP']);
+  store.close();
+});
+
+test('list(): each open wait with done, failed (with the reason), remaining, owner, created and start seq; filtered by visibility (GET /v1/waits)', () => {
+  const { waits } = fresh();
+  waits.create('a', ['ISUP'], ['pc1', 'pc2', 'pc3', 'pc4'], 7, 60, T0 + 5, 'tok1');
+  waits.create('b', ['SHUTDOWN'], ['pc9'], 8, 60, T0, null);
+  waits.onEvent(9, st('pc1', 'ISUP'));
+  waits.onEvent(10, failed('pc2'));
+  waits.cancel('a', 'pc4');
+  assert.deepEqual(waits.list(), [
+    { wait: 'b', states: ['SHUTDOWN'], done: [], failed: [], remaining: ['pc9'], owner: null, created: T0, seq: 8 },
+    {
+      wait: 'a', states: ['ISUP'], done: ['pc1'], failed: [{ node: 'pc2', reason: 'X after 3 attempt(s)', code: 'X' }],
+      remaining: ['pc3'], owner: 'tok1', created: T0 + 5, seq: 7,
+    },
+  ]);
+  assert.deepEqual(waits.list((nodes) => [...nodes].every((n) => n !== 'pc9')).map((w) => w.wait), ['a']);
+  waits.end('b');
+  assert.deepEqual(waits.list().map((w) => w.wait), ['a']);
+});

@@ -48,6 +48,8 @@ export default defineCommand({
       // A refused node will not go down for us: stop waiting for it, and say so in the exit code.
       const refused = Object.keys(w.command?.refusals ?? {});
       for (const n of refused) await w.cancelWait(n);
+      // Every node refused: nothing to wait for, and no wait left behind.
+      if (refused.length === nodes.length) await w.endStateWait();
       const code = refused.length === nodes.length ? EXIT.FAILED
         : Math.max(await watch(w, { timeoutS, updateS, json: args.json === true }), refused.length > 0 ? EXIT.FAILED : EXIT.OK);
       conn.close();

@@ -1,35 +1,82 @@
-/** `stated os_load`: set the next op mode, reboot through stated, wait for RELOADDONE (SPEC §1). */
+/**
+ * `stated os_load`: reloads nodes (SPEC §1). Sets each node's next op mode,
+ * reboots it through stated under one wait for the reload to close
+ * (RELOADDONE or RELOADDONEV2), reports refusals and failures as soon as
+ * they are known, and clears the next op mode of every node whose reload
+ * did not happen, so that its next plain reboot does not reload it.
+ */
 import { defineCommand } from 'citty';
-import { StateWait } from '../client/index.ts';
-import type { NodeView } from '../views.ts';
+import { type Connection, runPlan } from '../client/index.ts';
+import type { MachineDefinition } from '../types.ts';
+import { clearNextModes, nodeViews } from './bringup.ts';
 import { admin, connArgs, names } from './common.ts';
-import { fail } from './output.ts';
+import { EXIT, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 import { watch } from './watch.ts';
 
+/** The state a reload closes with: Emulab's frisbee reports either. */
+const RELOAD_DONE = 'RELOADDONE|RELOADDONEV2';
+
+/** Refuses a mode no mode transition leads to: booting towards it could only time out (SPEC §1). */
+async function checkMode(conn: Connection, mode: string): Promise<void> {
+  const def = await admin<MachineDefinition>(conn, 'machine.export');
+  const modes = new Set(def.mode_transitions.map((r) => r.op_mode2));
+  if (modes.has(mode)) return;
+  const near = [...modes].filter((m) => /RELOAD/i.test(m)).sort();
+  usage(`-m ${mode}: no mode transition leads to it in the loaded definitions${near.length > 0 ? ` (reload modes: ${near.join(', ')})` : ''}`);
+}
+
 export default defineCommand({
-  meta: { name: 'os_load', description: 'reload nodes: next op mode, reboot, wait for RELOADDONE' },
+  meta: { name: 'os_load', description: 'reload nodes: next op mode, reboot, wait for RELOADDONE or RELOADDONEV2' },
   args: {
     mode: { type: 'string', alias: 'm', description: 'op mode to boot into', default: 'RELOAD' },
     ...waitArgs,
     ...connArgs,
   },
   async run({ args }) {
-    const nodes = names(args._, 'NODE');
-    const timeoutS = seconds(args.timeout ?? '1800', '-t');
+    const nodes = [...new Set(names(args._, 'NODE'))];
     // Flags first: a usage error must not have changed a node's next mode.
+    const timeoutS = seconds(args.timeout ?? '1800', '-t');
     const updateS = seconds(args.update, '-u');
+    const mode = args.mode;
     const conn = await durableConnection(args);
     try {
-      for (const node of nodes) await admin(conn, 'node.setNextMode', { node, mode: args.mode });
-      const w = await StateWait.init(conn, ['RELOADDONE'], nodes, { command: 'REBOOT', ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
-      const code = await watch(w, { timeoutS, updateS, json: args.json === true });
+      await checkMode(conn, mode);
+      // A node already in the reload mode reloads at its next boot as it is.
+      // Setting the mode again would outlive the reload (RELOADDONE keeps an
+      // operator's next mode): the node would reload at every boot, its
+      // RELOAD/ISUP trigger rebooting it into the next reload, for ever.
+      const set = new Map<string, string>();
+      for (const n of await nodeViews(conn, nodes)) {
+        if (n.mode === mode || n.nextMode === mode) continue;
+        await admin(conn, 'node.setNextMode', { node: n.node, mode });
+        set.set(n.node, mode);
+      }
+      const ttl = Math.max(3600, Math.ceil(timeoutS * 2));
+      const { wait, started, refused } = await runPlan(conn, { states: [RELOAD_DONE], actions: Object.fromEntries(nodes.map((n) => [n, 'REBOOT'])), ttl });
+      // A reboot already past its SHUTDOWN will not pass the mode transition: no reload this boot.
+      const joined = Object.keys(started).filter((n) => started[n] === 'joined');
+      for (const n of await nodeViews(conn, joined)) {
+        if (n.mode === mode || n.reboot.awaitingShutdown) continue;
+        refused[n.node] = `E_CONFLICT: a reboot already past SHUTDOWN is in progress; run os_load again once it is up`;
+        await wait.cancelWait(n.node);
+      }
+      const going = nodes.filter((n) => !(n in refused));
+      if (going.length > 0) process.stderr.write(`reloading ${going.length}: ${going.join(' ')}\n`);
+      for (const [n, why] of Object.entries(refused)) process.stderr.write(`refused ${n}: ${why}\n`);
+      let code: number = EXIT.FAILED;
+      if (going.length > 0) code = await watch(wait, { timeoutS, updateS, json: args.json === true });
+      else await wait.endStateWait(); // nothing to wait for: leave no wait behind
+      // Whoever did not close its reload must not reload at some later, unrelated reboot.
+      const done = code === EXIT.OK ? new Set(going) : new Set((await nodeViews(conn, going)).filter((n) => n.mode !== mode && n.nextMode !== mode).map((n) => n.node));
+      const lost = new Map([...set].filter(([n]) => n in refused || (code !== EXIT.INTERRUPTED && !done.has(n))));
+      const cleared = await clearNextModes(conn, lost);
       if (!args.json) {
-        const st = await conn.request<{ nodes: NodeView[] }>('status', { nodes });
-        for (const n of st.nodes) process.stdout.write(`${n.node}: now ${n.mode}/${n.state ?? '-'}\n`);
+        for (const n of await nodeViews(conn, nodes)) process.stdout.write(`${n.node}: now ${n.mode}/${n.state ?? '-'}${n.nextMode ? `, next ${n.nextMode}` : ''}\n`);
+        if (cleared.length > 0) process.stdout.write(`next op mode cleared: ${cleared.join(' ')}\n`);
       }
       conn.close();
-      process.exit(code);
+      process.exit(Math.max(code, Object.keys(refused).length > 0 && code !== EXIT.INTERRUPTED ? EXIT.FAILED : EXIT.OK));
     } catch (err) {
       fail(err);
     }

@@ -1,7 +1,7 @@
 /** How the CLI speaks: one error line `stated: CODE: message`, and SPEC §1's exit codes. */
 import { asStatedError } from '../errors.ts';
 
-export const EXIT = { OK: 0, FAILED: 1, TIMEOUT: 2, USAGE: 64, ERROR: 70 } as const;
+export const EXIT = { OK: 0, FAILED: 1, TIMEOUT: 2, USAGE: 64, ERROR: 70, INTERRUPTED: 130 } as const;
 
 /** Prints an error as one line and exits (64 for usage errors, 70 otherwise). */
 export function fail(err: unknown): never {

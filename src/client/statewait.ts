@@ -25,6 +25,8 @@ export interface InitOptions {
   ttl?: number;
   /** Issue this command (REBOOT, ...) in the same transaction that registers the wait. */
   command?: string;
+  /** Or per node: node -> command, in that same transaction (nodes left out are only waited for). */
+  actions?: Record<string, string>;
   force?: boolean;
 }
 
@@ -138,6 +140,12 @@ export class StateWait {
   private cancelled(node: string): void {
     this.settled.set(node, 'cancelled');
     this.wake?.();
+  }
+
+  /** What the daemon has recorded so far (the wait keeps running). */
+  async snapshot(): Promise<WaitResult> {
+    const r = await this.conn.request<WaitResult>('attach', { wait: this.id }, { retry: true });
+    return { finished: r.finished, failed: r.failed, remaining: r.remaining, failures: r.failures ?? {} };
   }
 
   /** Deletes the wait in the daemon. */
