@@ -18,6 +18,9 @@ test('os_setup of a mixed set: the nodes with next op mode RELOAD reload, the ot
   for (const n of ['sim1', 'sim2']) assert.equal((await d.runCli(['node', 'set-next-mode', n, 'RELOAD'])).code, 0);
   // A next mode that is no reload: m1 goes MINIMAL -> NORMALv1 (mode_transitions MINIMAL/SHUTDOWN -> NORMALv1/SHUTDOWN)
   // and is up in NORMALv1: done, not a reload left unfinished.
+  // Its power agent is a second fleet that names it (SPEC §3: actions go to the agent that named the node).
+  await simulate(t, d, ['--nodes', '1', '--prefix', 'm']);
+  assert.equal((await d.runCli(['node', 'remove', 'm1'])).code, 0);
   assert.equal((await d.runCli(['node', 'add', 'm1', '--type', 'sim', '--mode', 'MINIMAL', '--state', 'ISUP'])).code, 0);
   assert.equal((await d.runCli(['node', 'set-next-mode', 'm1', 'NORMALv1'])).code, 0);
   const before = await headSeq(d);
