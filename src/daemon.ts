@@ -9,6 +9,7 @@ import { Admin } from './admin.ts';
 import { Auth } from './auth.ts';
 import { type Config, loadConfig } from './config.ts';
 import { Core, type Committed } from './core.ts';
+import { dashboardPage, tokenForm } from './dashboard/page.ts';
 import { StatedError } from './errors.ts';
 import { Agents } from './drivers/agents.ts';
 import { CommandDriver } from './drivers/command.ts';
@@ -96,7 +97,10 @@ export class Daemon {
       core: this.core, hub: this.hub, auth: this.auth, relay: this.relay,
       admin: new Admin(this.core, this.auth, () => this.server.closeRevoked()), log: this.log, agents: this.agents,
     };
-    this.server = new StatedServer(svc, { metrics: () => this.metrics() });
+    this.server = new StatedServer(svc, {
+      metrics: () => this.metrics(),
+      dashboard: (ok) => (ok ? dashboardPage(this.config) : tokenForm()),
+    });
     this.core.onCommit = (c) => this.committed(c);
     this.core.onRebuilt = (err) => {
       if (this.stopped) return;

@@ -11,13 +11,15 @@ import { StatedError, asStatedError } from './errors.ts';
 import { FrameQueue } from './frames.ts';
 import type { Peer } from './hub.ts';
 import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
+import type { PageResponse } from './dashboard/page.ts';
 import { type Services, Session } from './session.ts';
 import type { NodeState } from './types.ts';
 import { nodeView } from './views.ts';
 
 export interface ServerExtras {
   metrics: () => string;
-  dashboard?: () => string;
+  /** GET /: the page for an accepted token, else the token form (401, no data). */
+  dashboard?: (authorized: boolean) => PageResponse;
 }
 
 function tokenOf(req: IncomingMessage): string | null {
@@ -25,6 +27,29 @@ function tokenOf(req: IncomingMessage): string | null {
   if (h && h.startsWith('Bearer ')) return h.slice(7).trim();
   const q = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
   return q;
+}
+
+/**
+ * SPEC §3: a WebSocket upgrade carrying an Origin other than the daemon's own
+ * is refused, so a page elsewhere cannot use an operator's browser (and a
+ * token it got hold of there) to drive the daemon. Own = http (the daemon
+ * speaks no TLS) + the host and port the request was sent to. Clients that are
+ * not browsers send no Origin.
+ */
+function foreignOrigin(req: IncomingMessage): string | null {
+  const origin = req.headers.origin;
+  if (origin === undefined) return null;
+  try {
+    const own = new URL(`http://${req.headers.host ?? ''}`).origin;
+    return new URL(origin).origin === own ? null : origin;
+  } catch {
+    return origin; // "null" (a sandboxed or file: page), or no Host: not ours either
+  }
+}
+
+function sendPage(res: ServerResponse, page: PageResponse): void {
+  res.writeHead(page.status, { ...page.headers, 'content-length': Buffer.byteLength(page.body) });
+  res.end(page.body);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -155,6 +180,8 @@ export class StatedServer {
     try {
       // Authenticated first, as on HTTP: without a token every path is 401, whether it exists or not.
       actor = this.svc.auth.authenticate(tokenOf(req));
+      const foreign = foreignOrigin(req);
+      if (foreign !== null) throw new StatedError('E_FORBIDDEN', `a WebSocket from origin ${foreign.slice(0, 200)} is refused: not this daemon's own`);
       if (path !== '/v1/ws') throw new StatedError('E_NOT_FOUND', `no WebSocket at ${path}`);
     } catch (err) {
       const e = asStatedError(err);
@@ -262,8 +289,7 @@ export class StatedServer {
         return;
       }
       if (path === '/' && this.extras.dashboard) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-        res.end(this.extras.dashboard());
+        sendPage(res, this.extras.dashboard(true));
         return;
       }
       if (path === '/v1/nodes') {
@@ -290,7 +316,11 @@ export class StatedServer {
     } catch (err) {
       if (asStatedError(err).code === 'E_INTERNAL') this.svc.log(`stated: internal error: ${(err as Error).stack}`);
       if (asStatedError(err).code === 'E_TOO_LARGE') res.setHeader('connection', 'close');
-      if (!res.headersSent) sendError(res, err);
+      if (res.headersSent) return;
+      // A browser sent to / without a token gets a form asking for one (and no data), not JSON.
+      const dashboard = this.extras.dashboard;
+      if (dashboard && asStatedError(err).code === 'E_UNAUTHORIZED' && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/') sendPage(res, dashboard(false));
+      else sendError(res, err);
     }
   }
 }
