@@ -29,10 +29,13 @@ node_modules/.package-lock.json: package-lock.json
 	@touch $@
 
 # better-sqlite3 compiles from source here: it needs a C++ compiler, make and python3.
+# The dashboard's browser tests drive Debian's chromium (puppeteer-core brings no browser).
 # Installed with apt-get when missing (CI and fresh machines run as root).
 system:
 	@command -v g++ >/dev/null && command -v python3 >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make python3; }
+	@command -v chromium >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Remove build outputs (not node_modules).
 clean:

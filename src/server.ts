@@ -32,15 +32,19 @@ function tokenOf(req: IncomingMessage): string | null {
 /**
  * SPEC §3: a WebSocket upgrade carrying an Origin other than the daemon's own
  * is refused, so a page elsewhere cannot use an operator's browser (and a
- * token it got hold of there) to drive the daemon. Own = http (the daemon
- * speaks no TLS) + the host and port the request was sent to. Clients that are
- * not browsers send no Origin.
+ * token it got hold of there) to drive the daemon. Own = the scheme, host and
+ * port the browser sent the request to: http and the Host header, or what a
+ * TLS proxy in front says in X-Forwarded-Proto/-Host (a page cannot set
+ * headers on a WebSocket, so only the proxy can). Clients that are not
+ * browsers send no Origin.
  */
 function foreignOrigin(req: IncomingMessage): string | null {
   const origin = req.headers.origin;
   if (origin === undefined) return null;
+  const first = (h: string | string[] | undefined): string | undefined => (Array.isArray(h) ? h[0] : h)?.split(',')[0]?.trim();
+  const proto = first(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http';
   try {
-    const own = new URL(`http://${req.headers.host ?? ''}`).origin;
+    const own = new URL(`${proto}://${first(req.headers['x-forwarded-host']) ?? req.headers.host ?? ''}`).origin;
     return new URL(origin).origin === own ? null : origin;
   } catch {
     return origin; // "null" (a sandboxed or file: page), or no Host: not ours either

@@ -129,7 +129,7 @@ test('reboots in progress with attempt n/max and what they wait for, pending tim
 
   await post(d, [{ objtype: 'TBCOMMAND', objname: 'pc9', eventtype: 'REBOOT' }]);
   await page.waitForFunction(() => /pc9/.test(document.querySelector('#reboots')?.textContent ?? ''), { timeout: 5000 });
-  assert.match(await text(page, '#reboots tr[data-node="pc9"]'), /REBOOT\s*attempt 1\/3\s*waits for its driver \(REBOOT\)/);
+  assert.match(await text(page, '#reboots tr[data-node="pc9"]'), /REBOOT\s*attempt 1\/3\s*waits for its driver\s*in ISUP/);
   assert.equal(await page.$eval('.tile[data-node="pc9"]', (e) => e.classList.contains('busy')), true);
 
   await post(d, [state('sim1', 'BOOTING')]); // NORMALv2 BOOTING: 180 s, then REBOOT (Emulab's table)

@@ -295,6 +295,12 @@ test('a WebSocket upgrade from a foreign Origin is refused even with a good toke
   assert.equal((await upgrade({ ...bearer, origin: own })).status, 101);
   assert.equal((await upgrade({ ...bearer, origin: `${own}/` })).status, 101, 'an origin is compared as an origin');
   assert.equal((await upgrade(bearer)).status, 101);
+  // Behind a TLS proxy the browser's origin is the proxy's; the proxy says so (a page cannot set these headers).
+  const proxied = { ...bearer, origin: 'https://stated.example.org' };
+  assert.equal((await upgrade({ ...proxied, 'x-forwarded-proto': 'https', 'x-forwarded-host': 'stated.example.org' })).status, 101);
+  assert.equal((await upgrade({ ...proxied, 'x-forwarded-proto': 'https', host: 'stated.example.org' })).status, 101);
+  assert.equal((await upgrade(proxied)).status, 403);
+  assert.equal((await upgrade({ ...proxied, origin: 'https://evil.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'stated.example.org' })).status, 403);
   // Cookies are never read: a good token in any cookie gets nothing.
   const cookie = `token=${d.token}; stated.token=${d.token}; stated_token=${d.token}; authorization=Bearer%20${d.token}`;
   assert.equal((await upgrade({ cookie, origin: own })).status, 401);

@@ -81,8 +81,8 @@ export class Grid {
     tile.classList.toggle('busy', this.fleet.rebooting.has(n.node));
     tile.dataset.state = state;
     const [, line1, line2] = tile.children;
-    line1!.textContent = state;
-    line2!.textContent = `${n.mode} · ${n.type} · ${n.project ?? '-'}`;
+    line1!.textContent = `${state} · ${n.mode}`;
+    line2!.textContent = `${n.type} · ${n.project ?? '-'}`;
     tile.title = `${n.node}: ${n.mode}/${state}, type ${n.type}, project ${n.project ?? '-'}${n.nextMode ? `, next mode ${n.nextMode}` : ''}`;
     tile.hidden = !this.matches(n);
   }

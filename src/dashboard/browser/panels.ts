@@ -39,7 +39,7 @@ export function reasonText(r: FailureReason | undefined): string {
 export function waitsFor(n: NodeView): string {
   const r = n.reboot as NodeView['reboot'] & { waitingForDriver?: boolean };
   if (r.waitingForDriver) return 'a driver to connect';
-  if (r.inFlight) return `its driver (${r.command})`;
+  if (r.inFlight) return 'its driver';
   if (r.awaitingShutdown) return 'SHUTDOWN';
   return 'ISUP';
 }
@@ -71,7 +71,7 @@ export class Panels {
         el('td', {}, n.reboot.command ?? ''),
         el('td', {}, `attempt ${n.reboot.attempts}/${this.maxAttempts}`),
         el('td', {}, `waits for ${waitsFor(n)}`),
-        el('td', { class: 'muted' }, `${n.state ?? '-'}${n.timeout ? `, ${duration(n.timeout.at - now)} left` : ''}`));
+        el('td', { class: 'muted' }, `in ${n.state ?? '-'}${n.timeout ? `, ${duration(n.timeout.at - now)} left` : ''}`));
     });
     if (reboots.length > ROWS) rebootRows.push(el('tr', {}, el('td', { class: 'more', colspan: '5' }, `and ${reboots.length - ROWS} more`)));
     fill(byId('reboots'), ...(rebootRows.length > 0 ? rebootRows : [el('tr', {}, el('td', { class: 'empty' }, 'none'))]));
@@ -137,11 +137,17 @@ export class Panels {
     const rows = b.rows();
     byId('boots-since').textContent = b.since !== null ? `since ${clock(b.since)}` : b.available ? '' : '(seen live)';
     const d = (ms: number | null): string => (ms === null ? '-' : duration(ms));
-    const head = el('tr', {}, ...['type', 'boots', 'p50', 'p95', 'max', 'last', 'retries', 'failures'].map((h) => el('th', {}, h)));
-    const body = rows.map((r) => el('tr', { 'data-type': r.type },
-      el('td', {}, r.type), el('td', {}, r.count), el('td', {}, d(r.p50)), el('td', {}, d(r.p95)), el('td', {}, d(r.max)),
-      el('td', {}, d(r.last)), el('td', {}, r.retries),
-      el('td', { class: 'wrap' }, Object.entries(r.failures).map(([k, v]) => `${k} ${v}`).join(', ') || '-')));
-    fill(byId('boots'), head, ...(body.length > 0 ? body : [el('tr', {}, el('td', { class: 'empty', colspan: '8' }, 'no boots yet'))]));
+    const head = el('tr', {}, ...['type', 'boots', 'p50', 'p95', 'max', 'last', 'retries'].map((h) => el('th', {}, h)));
+    // Failures get a line of their own under their type: reason codes are long.
+    const body = rows.flatMap((r) => {
+      const failures = Object.entries(r.failures).map(([k, v]) => `${k} ${v}`).join(', ');
+      return [
+        el('tr', { 'data-type': r.type },
+          el('td', {}, r.type), el('td', {}, r.count), el('td', {}, d(r.p50)), el('td', {}, d(r.p95)), el('td', {}, d(r.max)),
+          el('td', {}, d(r.last)), el('td', {}, r.retries)),
+        failures ? el('tr', { class: 'sub' }, el('td', { class: 'wrap bad', colspan: '7' }, `failures: ${failures}`)) : null,
+      ].filter((x): x is HTMLTableRowElement => x !== null);
+    });
+    fill(byId('boots'), head, ...(body.length > 0 ? body : [el('tr', {}, el('td', { class: 'empty', colspan: '7' }, 'no boots yet'))]));
   }
 }
