@@ -321,9 +321,10 @@ export class StatedServer {
       if (asStatedError(err).code === 'E_INTERNAL') this.svc.log(`stated: internal error: ${(err as Error).stack}`);
       if (asStatedError(err).code === 'E_TOO_LARGE') res.setHeader('connection', 'close');
       if (res.headersSent) return;
-      // A browser sent to / without a token gets a form asking for one (and no data), not JSON.
+      // A browser sent to / without a token gets a form asking for one (and no data); API clients get JSON.
       const dashboard = this.extras.dashboard;
-      if (dashboard && asStatedError(err).code === 'E_UNAUTHORIZED' && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/') sendPage(res, dashboard(false));
+      const browser = /\btext\/html\b/.test(req.headers.accept ?? '');
+      if (dashboard && browser && asStatedError(err).code === 'E_UNAUTHORIZED' && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/') sendPage(res, dashboard(false));
       else sendError(res, err);
     }
   }

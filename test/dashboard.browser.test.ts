@@ -197,7 +197,9 @@ test('the page survives a daemon restart: it reconnects and shows what happened 
 
 test('without a token the page is refused (401, a token form, no data); a bad token is refused; a reload keeps working', async (t) => {
   const d = await daemon(t, ['--simulate', '3']);
-  for (const [what, headers] of [['no token', {}], ['a bad token', { authorization: 'Bearer st_nope' }], ['a good token in a cookie', { cookie: `token=${d.token}; stated.token=${d.token}` }]] as const) {
+  // What a browser sends when it navigates: Accept text/html. (Without it, the usual JSON 401, as events.e2e checks.)
+  const html = { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+  for (const [what, headers] of [['no token', html], ['a bad token', { ...html, authorization: 'Bearer st_nope' }], ['a good token in a cookie', { ...html, cookie: `token=${d.token}; stated.token=${d.token}` }]] as const) {
     const res = await fetch(`${d.url}/`, { headers });
     const body = await res.text();
     assert.equal(res.status, 401, what);

@@ -4,8 +4,8 @@
  * executable (build.mjs inlines them): nothing is fetched from elsewhere.
  *
  * GET / is not /healthz, so it needs a token like every other path: a request
- * with a good token gets the page, one without (or with a bad one) gets 401
- * and a form that asks for the token and shows no data at all.
+ * with a good token gets the page, one without (or with a bad one) gets 401:
+ * a browser gets a form that asks for the token and shows no data at all.
  */
 import pages from 'virtual:dashboard';
 
