@@ -102,6 +102,30 @@ test("a node's colour changes within a second of an event (the acceptance criter
   }
   const after = (await tiles(page)).find((x) => x.node === 'sim4')!;
   assert.notEqual(after.colour, before.colour);
+  // A node added since the page loaded (inventory changes are not events) comes with its first event.
+  assert.equal((await d.runCli(['node', 'add', 'pc1', '--state', 'ISUP'])).code, 0);
+  const added = shows(page, 'pc1', 'SHUTDOWN', 5000);
+  await post(d, [state('pc1', 'SHUTDOWN')]);
+  await added;
+  assert.deepEqual(errors, []);
+});
+
+test("a user token's page shows its project's nodes only, and only their events", async (t) => {
+  const d = await daemon(t, ['--simulate', '3']);
+  assert.equal((await d.runCli(['node', 'add', 'lab1', 'lab2', '--project', 'lab', '--state', 'ISUP'])).code, 0);
+  const created = await d.runCli(['token', 'create', '--role', 'user', '--project', 'lab']);
+  assert.equal(created.code, 0, created.stderr);
+  const { page, errors } = await newPage(t);
+  await page.goto(`${d.url}/?token=${encodeURIComponent(created.stdout.trim())}`);
+  await page.waitForSelector('.link.live', { timeout: 15_000 });
+  await page.waitForFunction(() => document.querySelectorAll('.tile').length === 2, { timeout: 5000 });
+  assert.deepEqual((await tiles(page)).map((x) => x.node), ['lab1', 'lab2']);
+  await post(d, [state('sim1', 'TBSETUP')]);
+  const seq = await post(d, [state('lab2', 'TBSETUP')]);
+  await shows(page, 'lab2', 'TBSETUP', 5000);
+  assert.ok(Number(await page.$eval('#link', (e) => (e as HTMLElement).dataset.seq)) >= seq);
+  assert.deepEqual((await tiles(page)).map((x) => x.node), ['lab1', 'lab2'], "another project's event brings no tile");
+  assert.doesNotMatch(await text(page, '#notes'), /sim1/);
   assert.deepEqual(errors, []);
 });
 

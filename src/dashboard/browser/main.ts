@@ -100,10 +100,15 @@ function main(): void {
       skew = r.now - Date.now();
       fleet.status(r.seq, r.nodes as NodeView[]);
     } catch (err) {
-      const gone = err instanceof RequestError && err.code === 'E_UNKNOWN_NODE' ? /unknown node (\S+)/.exec(err.message)?.[1] : undefined;
-      if (gone) fleet.remove(gone);
-      for (const id of ids) if (id !== gone && (fleet.nodes.has(id) || !gone)) fleet.stale.add(id);
-      if (!(err instanceof RequestError) || (err.code !== 'E_UNKNOWN_NODE' && err.code !== 'E_CLOSED')) console.error('stated: status', err);
+      const code = err instanceof RequestError ? err.code : '';
+      // A node removed from the inventory, or no longer this token's to see: it leaves the page.
+      const gone = code === 'E_UNKNOWN_NODE' || code === 'E_FORBIDDEN' ? /node (\S+)/.exec((err as Error).message)?.[1] : undefined;
+      if (gone !== undefined && ids.includes(gone)) fleet.remove(gone);
+      // The others are read again (after the reconnection, if the link dropped). Any other
+      // error drops the batch rather than asking again at once: their next event asks again.
+      if (code === 'E_CLOSED' || (gone !== undefined && ids.includes(gone))) {
+        for (const id of ids) if (id !== gone) fleet.stale.add(id);
+      } else console.error('stated: status', err);
     } finally {
       statusBusy = false;
       schedule();
@@ -141,7 +146,8 @@ function main(): void {
       const type = fleet.nodes.get(e.objname)?.type;
       if (type && e.objtype === 'TBNODESTATE') boots.state(e.objname, type, e.eventtype, time);
       if (type && e.objtype === 'TBFAILED') boots.failed(type, e.reason?.code ?? e.eventtype, time);
-      if (e.objtype === 'TBCOMMAND' || ids.some((id) => waited.has(id))) void loadWaits();
+      // (Not again after a 404: that daemon has no GET /v1/waits; a reconnection asks once more.)
+      if (waits !== null && (e.objtype === 'TBCOMMAND' || ids.some((id) => waited.has(id)))) void loadWaits();
       history.event(seq, time, e);
     }
     schedule();
