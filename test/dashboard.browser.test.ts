@@ -33,12 +33,14 @@ async function post(d: Daemon, events: object[]): Promise<number> {
 }
 
 /** Opens the dashboard with the daemon's token and waits until it is live. */
-async function open(t: { after: (fn: () => unknown) => void }, d: Daemon): Promise<{ page: Page; errors: string[] }> {
+async function open(t: { after: (fn: () => unknown) => void }, d: Daemon): Promise<{ page: Page; errors: string[]; requests: string[] }> {
   const { page, errors } = await newPage(t);
+  const requests: string[] = [];
+  page.on('request', (r) => { requests.push(r.url()); });
   const res = await page.goto(`${d.url}/?token=${encodeURIComponent(d.token)}`);
   assert.equal(res?.status(), 200);
   await page.waitForSelector('.link.live', { timeout: 15_000 });
-  return { page, errors };
+  return { page, errors, requests };
 }
 
 interface Tile { node: string; state: string; text: string; colour: string }
@@ -61,7 +63,7 @@ const text = (page: Page, sel: string): Promise<string> => page.$eval(sel, (e) =
 test('with a token the page shows every node of a simulated fleet with its state, counts per state, and the token leaves the address bar', async (t) => {
   const d = await daemon(t, ['--simulate', '12']);
   await post(d, [state('sim2', 'SHUTDOWN'), state('sim3', 'SHUTDOWN'), state('sim7', 'TBSETUP')]);
-  const { page, errors } = await open(t, d);
+  const { page, errors, requests } = await open(t, d);
   const { nodes } = (await http(d, 'GET', '/v1/nodes')).json;
   assert.equal(nodes.length, 12);
   await page.waitForFunction(() => document.querySelectorAll('.tile').length === 12, { timeout: 10_000 });
@@ -86,6 +88,9 @@ test('with a token the page shows every node of a simulated fleet with its state
   assert.equal(await page.evaluate(() => location.href), `${d.url}/`, 'the token is out of the address bar');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('stated.token')), d.token, 'kept for the tab');
   assert.deepEqual(await page.cookies(), [], 'no cookie is ever set');
+  // Everything comes from the daemon: no CDN, nothing from outside (it works with the network cut).
+  assert.ok(requests.length >= 2);
+  for (const u of requests) assert.ok(u.startsWith(`${d.url}/`) || u.startsWith('data:'), `the page fetched ${u}`);
   assert.deepEqual(errors, []);
 });
 
