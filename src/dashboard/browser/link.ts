@@ -1,7 +1,7 @@
 /**
  * The WebSocket to the daemon: requests with replies matched by id, pushes
  * handed on, and reconnection after a drop (backing off 0.25 s doubling to
- * 5 s). What to do on each (re)connection — subscribe again from the last
+ * 5 s, until the caller says a connection worked). What to do on each (re)connection — subscribe again from the last
  * seq — is the caller's, in `opened`. A link that says nothing for three
  * heartbeat intervals (the daemon sends one to an idle subscription) is taken
  * for dead and reconnected.
@@ -50,6 +50,16 @@ export class Link {
     this.ws?.close();
   }
 
+  /** The connection does what the caller needs (it subscribed): the next drop backs off from the start. */
+  settled(): void {
+    this.failures = 0;
+  }
+
+  /** Closes this connection; the link reconnects as after any drop, backing off further. */
+  drop(): void {
+    this.ws?.close(4000, 'starting over');
+  }
+
   get open(): boolean {
     return this.ws?.readyState === WebSocket.OPEN;
   }
@@ -60,7 +70,6 @@ export class Link {
     let wasOpen = false;
     ws.onopen = () => {
       wasOpen = true;
-      this.failures = 0;
       this.heard = Date.now();
       this.h.opened();
     };

@@ -167,7 +167,7 @@ function main(): void {
   let resumed = false;
   const subscribe = async (): Promise<void> => {
     // First time: a little of the past too, for the recent lists; after a drop: from the last seq seen.
-    const first = fleet.lastSeq === fleet.snapshotSeq && !resumed;
+    const first = !resumed;
     const since = first ? Math.max(0, fleet.snapshotSeq - REPLAY) : fleet.lastSeq;
     try {
       await link.request('subscribe', { filter: {}, since });
@@ -192,12 +192,15 @@ function main(): void {
         void (async () => {
           if (!loaded) await loadNodes();
           await subscribe();
+          link.settled();
           void loadStats();
           void loadWaits();
           schedule();
         })().catch((err: unknown) => {
           if (err instanceof RequestError && err.code === 'E_UNAUTHORIZED') return refused('token refused: reload with ?token=…');
+          // Not subscribed, so not live: start over on a new connection (after the usual back-off).
           console.error('stated: resume', err);
+          link.drop();
         });
       },
       push: (m: Push) => {
@@ -205,7 +208,10 @@ function main(): void {
         else if (m.type === 'ended') {
           // Retention overtook our replay: a fresh snapshot, then live from it.
           loaded = false;
-          void loadNodes().then(subscribe).catch((err: unknown) => console.error('stated: reload', err));
+          void loadNodes().then(subscribe).catch((err: unknown) => {
+            console.error('stated: reload', err);
+            link.drop();
+          });
         }
       },
       closed: (code, _reason, wasOpen) => {
