@@ -62,7 +62,8 @@ export class Panels {
   /** The nodes and timeouts panels; `now` is the daemon's clock. */
   renderNodes(now: number): void {
     const f = this.fleet;
-    const reboots = [...f.rebooting].sort(byName);
+    // Retries first: a node on its third attempt matters more than one on its first.
+    const reboots = [...f.rebooting].sort((a, b) => f.nodes.get(b)!.reboot.attempts - f.nodes.get(a)!.reboot.attempts || byName(a, b));
     byId('n-reboots').textContent = reboots.length > 0 ? String(reboots.length) : '';
     const rebootRows = reboots.slice(0, ROWS).map((id) => {
       const n = f.nodes.get(id)!;
@@ -71,7 +72,7 @@ export class Panels {
         el('td', {}, n.reboot.command ?? ''),
         el('td', {}, `attempt ${n.reboot.attempts}/${this.maxAttempts}`),
         el('td', {}, `waits for ${waitsFor(n)}`),
-        el('td', { class: 'muted' }, `in ${n.state ?? '-'}${n.timeout ? `, ${duration(n.timeout.at - now)} left` : ''}`));
+        el('td', { class: 'muted wrap' }, `in ${n.state ?? '-'}${n.timeout ? ` ${duration(n.timeout.at - now)}` : ''}`));
     });
     if (reboots.length > ROWS) rebootRows.push(el('tr', {}, el('td', { class: 'more', colspan: '5' }, `and ${reboots.length - ROWS} more`)));
     fill(byId('reboots'), ...(rebootRows.length > 0 ? rebootRows : [el('tr', {}, el('td', { class: 'empty' }, 'none'))]));
