@@ -224,6 +224,33 @@ test('the page survives a daemon restart: it reconnects and shows what happened 
   assert.deepEqual(errors, []);
 });
 
+test('back after retention trimmed what it missed: the page reloads the fleet instead of showing a gap', async (t) => {
+  const first = await daemon(t, ['--simulate', '4'], { retentionEvents: 1000, sweepInterval: 0.2 });
+  const { page, errors } = await open(t, first);
+  // Away: offline (so it stays away) and its connection gone with the daemon, which comes back on the same port.
+  await page.setOfflineMode(true);
+  await first.kill9();
+  const d = await startDaemon({ dir: first.dir, args: ['--simulate', '4', '--config', path.join(first.dir, 'config.json'), '--listen', `127.0.0.1:${first.port}`] });
+  t.after(() => d.stop());
+  // sim2 changes while the page is away, then enough happens that the log no longer reaches back to the page's seq.
+  await post(d, [state('sim2', 'SHUTDOWN')]);
+  for (let i = 0; i < 3; i++) await post(d, Array.from({ length: 500 }, (_, k) => ({ objtype: 'NOTIFY', objname: 'sim1', eventtype: 'FILLER', message: `${i}.${k}` })));
+  const c = await connectWs(d);
+  t.after(() => c.close());
+  for (let i = 0; ; i++) {
+    const r = await c.request('subscribe', { since: 1 });
+    if (!r.ok && r.error.code === 'E_HISTORY_COMPACTED') break;
+    assert.ok(i < 100, 'retention trims the log within 20 s');
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  await page.setOfflineMode(false);
+  await shows(page, 'sim2', 'SHUTDOWN', 20_000);
+  const seen = shows(page, 'sim3', 'BOOTING', 5000);
+  await post(d, [state('sim3', 'BOOTING')]);
+  await seen;
+  assert.deepEqual(errors, []);
+});
+
 test('without a token the page is refused (401, a token form, no data); a bad token is refused; a reload keeps working', async (t) => {
   const d = await daemon(t, ['--simulate', '3']);
   // What a browser sends when it navigates: Accept text/html. (Without it, the usual JSON 401, as events.e2e checks.)
