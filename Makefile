@@ -29,11 +29,14 @@ node_modules/.package-lock.json: package-lock.json
 	@touch $@
 
 # better-sqlite3 compiles from source here: it needs a C++ compiler, make and python3.
+# The dashboard's browser tests drive Debian's chromium (puppeteer-core brings no browser).
 # Installed with apt-get when missing (CI and fresh machines run as root).
 # promtool (Debian's prometheus package) checks /metrics in the tests.
 system:
 	@command -v g++ >/dev/null && command -v python3 >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ make python3; }
+	@command -v chromium >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@command -v promtool >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 

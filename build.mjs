@@ -56,6 +56,57 @@ const writerWorker = {
   },
 };
 
+// The dashboard (GET /): the page's TypeScript (src/dashboard/browser/) bundled
+// for the browser and inlined with its stylesheet into two HTML documents (the
+// page, and the token form a request without a token gets), imported by
+// src/dashboard/page.ts as data. Nothing is fetched from anywhere when the page
+// loads; the Content-Security-Policy allows exactly these inline blocks, by hash.
+const dashboard = {
+  name: 'dashboard',
+  setup(b) {
+    b.onResolve({ filter: /^virtual:dashboard$/ }, () => ({ path: 'dashboard', namespace: 'dashboard' }));
+    b.onLoad({ filter: /.*/, namespace: 'dashboard' }, async () => {
+      const dir = r('src/dashboard');
+      const out = await esbuild.build({
+        entryPoints: [path.join(dir, 'browser/main.ts')],
+        bundle: true,
+        format: 'iife',
+        platform: 'browser',
+        target: 'es2022',
+        minify: true,
+        write: false,
+        metafile: true,
+        logLevel: 'warning',
+      });
+      const read = (f) => fs.readFileSync(path.join(dir, f), 'utf8');
+      const css = read('style.css');
+      const sha = (text) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+      const doc = (template, script) => {
+        // '<\/script' cannot end the inline block early; the hash covers the text as inlined.
+        const inline = script.replace(/<\/script/gi, '<\\/script');
+        // Replaced by functions: a '$' in the script must not be read as a replacement pattern.
+        const html = template.replace('/*STYLE*/', () => css).replace('/*SCRIPT*/', () => inline);
+        const csp = [
+          "default-src 'none'",
+          `script-src ${sha(inline)}`,
+          `style-src ${sha(css)}`,
+          "connect-src 'self'",
+          "img-src 'self' data:",
+          "base-uri 'none'",
+          "form-action 'self'",
+          "frame-ancestors 'none'",
+        ].join('; ');
+        return { html, csp };
+      };
+      const contents = JSON.stringify({
+        app: doc(read('index.html'), out.outputFiles[0].text),
+        login: doc(read('login.html'), read('login.js')),
+      });
+      return { contents, loader: 'json', watchFiles: Object.keys(out.metafile.inputs).map((f) => path.resolve(f)) };
+    });
+  },
+};
+
 async function buildExecutable() {
   const t0 = Date.now();
   fs.mkdirSync(r('dist'), { recursive: true });
@@ -64,7 +115,7 @@ async function buildExecutable() {
     entryPoints: [r('src/cli/main.ts')],
     outfile: r('dist/stated.cjs'),
     format: 'cjs',
-    plugins: [noBindings, writerWorker],
+    plugins: [noBindings, writerWorker, dashboard],
     // ws's optional native helpers cannot load in a SEA; the constant makes
     // esbuild drop the require()s altogether instead of trying them at start.
     define: { 'process.env.WS_NO_BUFFER_UTIL': '"1"', 'process.env.WS_NO_UTF_8_VALIDATE': '"1"' },
@@ -153,7 +204,7 @@ async function buildScripts(dir, entryPoints) {
     format: 'esm',
     packages: 'external',
     sourcemap: 'inline',
-    plugins: [writerWorker],
+    plugins: [writerWorker, dashboard],
   });
 }
 

@@ -9,6 +9,7 @@ import { Admin } from './admin.ts';
 import { Auth } from './auth.ts';
 import { type Config, loadConfig } from './config.ts';
 import { Core, type Committed } from './core.ts';
+import { dashboardPage, tokenForm } from './dashboard/page.ts';
 import { StatedError } from './errors.ts';
 import { Agents } from './drivers/agents.ts';
 import { CommandDriver } from './drivers/command.ts';
@@ -101,7 +102,11 @@ export class Daemon {
       core: this.core, hub: this.hub, auth: this.auth, relay: this.relay,
       admin: new Admin(this.core, this.auth, () => this.server.closeRevoked()), log: this.log, agents: this.agents,
     };
-    this.server = new StatedServer(svc, { metrics: () => this.metrics(), stats: (since) => this.telemetry.stats.report(since, Date.now()) });
+    this.server = new StatedServer(svc, {
+      metrics: () => this.metrics(),
+      stats: (since) => this.telemetry.stats.report(since, Date.now()),
+      dashboard: (ok) => (ok ? dashboardPage(this.config) : tokenForm()),
+    });
     // Once, from the SHUTDOWN/ISUP/TBFAILED rows and retry notices only (a partial index), never the whole log.
     this.telemetry.load(this.store.statsEvents());
     this.core.onCommit = (c) => this.committed(c);

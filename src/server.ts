@@ -11,6 +11,7 @@ import { StatedError, asStatedError } from './errors.ts';
 import { FrameQueue } from './frames.ts';
 import type { Peer } from './hub.ts';
 import { MAX_MESSAGE_BYTES, parseEvents } from './protocol.ts';
+import type { PageResponse } from './dashboard/page.ts';
 import { type Services, Session, listWaits } from './session.ts';
 import type { StatsReport } from './stats.ts';
 import type { NodeState } from './types.ts';
@@ -20,7 +21,8 @@ export interface ServerExtras {
   metrics: () => string;
   /** The boot statistics from `since` (ms) on (GET /v1/stats). */
   stats?: (since: number) => StatsReport;
-  dashboard?: () => string;
+  /** GET /: the page for an accepted token, else the token form (401, no data). */
+  dashboard?: (authorized: boolean) => PageResponse;
 }
 
 function tokenOf(req: IncomingMessage): string | null {
@@ -28,6 +30,33 @@ function tokenOf(req: IncomingMessage): string | null {
   if (h && h.startsWith('Bearer ')) return h.slice(7).trim();
   const q = new URL(req.url ?? '/', 'http://x').searchParams.get('token');
   return q;
+}
+
+/**
+ * SPEC §3: a WebSocket upgrade carrying an Origin other than the daemon's own
+ * is refused, so a page elsewhere cannot use an operator's browser (and a
+ * token it got hold of there) to drive the daemon. Own = the scheme, host and
+ * port the browser sent the request to: http and the Host header, or what a
+ * TLS proxy in front says in X-Forwarded-Proto/-Host (a page cannot set
+ * headers on a WebSocket, so only the proxy can). Clients that are not
+ * browsers send no Origin.
+ */
+function foreignOrigin(req: IncomingMessage): string | null {
+  const origin = req.headers.origin;
+  if (origin === undefined) return null;
+  const first = (h: string | string[] | undefined): string | undefined => (Array.isArray(h) ? h[0] : h)?.split(',')[0]?.trim();
+  const proto = first(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http';
+  try {
+    const own = new URL(`${proto}://${first(req.headers['x-forwarded-host']) ?? req.headers.host ?? ''}`).origin;
+    return new URL(origin).origin === own ? null : origin;
+  } catch {
+    return origin; // "null" (a sandboxed or file: page), or no Host: not ours either
+  }
+}
+
+function sendPage(res: ServerResponse, page: PageResponse): void {
+  res.writeHead(page.status, { ...page.headers, 'content-length': Buffer.byteLength(page.body) });
+  res.end(page.body);
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -168,6 +197,8 @@ export class StatedServer {
     try {
       // Authenticated first, as on HTTP: without a token every path is 401, whether it exists or not.
       actor = this.svc.auth.authenticate(tokenOf(req));
+      const foreign = foreignOrigin(req);
+      if (foreign !== null) throw new StatedError('E_FORBIDDEN', `a WebSocket from origin ${foreign.slice(0, 200)} is refused: not this daemon's own`);
       if (path !== '/v1/ws') throw new StatedError('E_NOT_FOUND', `no WebSocket at ${path}`);
     } catch (err) {
       const e = asStatedError(err);
@@ -280,8 +311,7 @@ export class StatedServer {
         return;
       }
       if (path === '/' && this.extras.dashboard) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-        res.end(this.extras.dashboard());
+        sendPage(res, this.extras.dashboard(true));
         return;
       }
       if (path === '/v1/waits') {
@@ -312,7 +342,12 @@ export class StatedServer {
     } catch (err) {
       if (asStatedError(err).code === 'E_INTERNAL') this.svc.log(`stated: internal error: ${(err as Error).stack}`);
       if (asStatedError(err).code === 'E_TOO_LARGE') res.setHeader('connection', 'close');
-      if (!res.headersSent) sendError(res, err);
+      if (res.headersSent) return;
+      // A browser sent to / without a token gets a form asking for one (and no data); API clients get JSON.
+      const dashboard = this.extras.dashboard;
+      const browser = /\btext\/html\b/.test(req.headers.accept ?? '');
+      if (dashboard && browser && asStatedError(err).code === 'E_UNAUTHORIZED' && req.method === 'GET' && (req.url ?? '').split('?')[0] === '/') sendPage(res, dashboard(false));
+      else sendError(res, err);
     }
   }
 }

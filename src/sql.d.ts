@@ -11,3 +11,11 @@ declare module 'virtual:writer-worker' {
   const source: string;
   export default source;
 }
+
+// build.mjs bundles the dashboard (src/dashboard/browser/) for the browser and
+// inlines it into its HTML: the page and the token form, each with the
+// Content-Security-Policy that allows its inline script and style by hash.
+declare module 'virtual:dashboard' {
+  const pages: Record<'app' | 'login', { html: string; csp: string }>;
+  export default pages;
+}

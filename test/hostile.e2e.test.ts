@@ -265,3 +265,47 @@ test('unknown paths are 404 E_NOT_FOUND; without a token everything but /healthz
   assert.equal(await upgrade(`${d.wsUrl}/v1/ws?token=${encodeURIComponent(d.token)}`), 101);
   assert.equal(await head(d), 0, 'nothing was applied');
 });
+
+test('a WebSocket upgrade from a foreign Origin is refused even with a good token; no cookie authenticates (SPEC §3)', async (t) => {
+  const d = await daemon(t);
+  const upgrade = (headers: Record<string, string>, query = ''): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${d.wsUrl}/v1/ws${query}`, { headers });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => { body += c; }).on('end', () => { resolve({ status: res.statusCode ?? 0, body }); ws.terminate(); });
+    });
+    ws.once('open', () => { ws.close(); resolve({ status: 101, body: '' }); });
+    ws.once('error', (e) => { if (!/Unexpected server response/.test(e.message)) reject(e); });
+  });
+  const bearer = { authorization: `Bearer ${d.token}` };
+  const own = `http://127.0.0.1:${d.port}`;
+  // A browser always sends the Origin of the page that opens the socket.
+  for (const origin of ['http://evil.example', `http://evil.example:${d.port}`, `http://localhost:${d.port}`, `https://127.0.0.1:${d.port}`, `http://127.0.0.1:${d.port + 1}`, 'null', 'not a url']) {
+    for (const [how, headers, query] of [['bearer', bearer, ''], ['?token=', {}, `?token=${encodeURIComponent(d.token)}`]] as const) {
+      const r = await upgrade({ ...headers, origin }, query);
+      assert.equal(r.status, 403, `Origin ${origin} with a token by ${how}: ${r.body}`);
+      assert.equal(JSON.parse(r.body).error.code, 'E_FORBIDDEN');
+    }
+  }
+  // Without a token it is a 401 first, whatever the Origin.
+  assert.equal((await upgrade({ origin: 'http://evil.example' })).status, 401);
+  // The daemon's own origin (scheme, host and port the request was sent to), and clients that send none, get in.
+  assert.equal((await upgrade({ ...bearer, origin: own })).status, 101);
+  assert.equal((await upgrade({ ...bearer, origin: `${own}/` })).status, 101, 'an origin is compared as an origin');
+  assert.equal((await upgrade(bearer)).status, 101);
+  // Behind a TLS proxy the browser's origin is the proxy's; the proxy says so (a page cannot set these headers).
+  const proxied = { ...bearer, origin: 'https://stated.example.org' };
+  assert.equal((await upgrade({ ...proxied, 'x-forwarded-proto': 'https', 'x-forwarded-host': 'stated.example.org' })).status, 101);
+  assert.equal((await upgrade({ ...proxied, 'x-forwarded-proto': 'https', host: 'stated.example.org' })).status, 101);
+  assert.equal((await upgrade(proxied)).status, 403);
+  assert.equal((await upgrade({ ...proxied, origin: 'https://evil.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'stated.example.org' })).status, 403);
+  // Cookies are never read: a good token in any cookie gets nothing.
+  const cookie = `token=${d.token}; stated.token=${d.token}; stated_token=${d.token}; authorization=Bearer%20${d.token}`;
+  assert.equal((await upgrade({ cookie, origin: own })).status, 401);
+  for (const p of ['/', '/v1/nodes', '/metrics']) {
+    const r = await fetch(`${d.url}${p}`, { headers: { cookie } });
+    assert.equal(r.status, 401, `GET ${p} with the token in cookies`);
+    assert.equal(r.headers.get('set-cookie'), null);
+  }
+  assert.equal((await fetch(`${d.url}/`, { headers: bearer })).headers.get('set-cookie'), null, 'and none is ever set');
+});
