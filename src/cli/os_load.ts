@@ -10,6 +10,7 @@ import { watch } from './watch.ts';
 export default defineCommand({
   meta: { name: 'os_load', description: 'reload nodes: next op mode, reboot, wait for RELOADDONE' },
   args: {
+    nodes: { type: 'positional', required: false, description: 'NODE...' },
     mode: { type: 'string', alias: 'm', description: 'op mode to boot into', default: 'RELOAD' },
     ...waitArgs,
     ...connArgs,
