@@ -101,7 +101,7 @@ async function simulate(t: TestContext, d: Daemon, args: string[]): Promise<{ ou
     clearTimeout(timer);
   });
   await until(() => /simulating \d+ nodes/.test(out) || proc.exitCode !== null, 'stated simulate to register');
-  assert.match(out, /^stated: simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
+  assert.match(out, /^\S+ INFO  simulating \d+ nodes/m, `stated simulate ${args.join(' ')}: ${out}`);
   return { out: () => out };
 }
 
