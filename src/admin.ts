@@ -7,7 +7,7 @@ import { type Actor, type Auth, type Role, ROLES, authorizeAdmin, authorizeOpera
 import type { Core } from './core.ts';
 import { StatedError } from './errors.ts';
 import { Machine, type Problem, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
-import { checkMode, checkTriggers } from './names.ts';
+import { checkMode, triggerNames } from './names.ts';
 import { name, nameList } from './protocol.ts';
 import type { MachineDefinition, NodeState } from './types.ts';
 import { nodeView } from './views.ts';
@@ -97,8 +97,7 @@ export class Admin {
       }
       case 'node.trigger.add': {
         const id = name(args.node, 'node');
-        const list = nameList(args.triggers, 'triggers');
-        checkTriggers(list);
+        const list = triggerNames(args.triggers);
         const t = { mode: args.mode === undefined || args.mode === null || args.mode === '*' ? '*' : name(args.mode, 'mode'), state: name(args.state, 'state'), triggers: list.join(', ') };
         if (t.mode !== '*') checkMode(core.machine, t.mode);
         return this.change(actor, action, { node: id, ...t }, (c) => {

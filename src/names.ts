@@ -49,11 +49,17 @@ export function checkStates(m: Machine, states: readonly string[]): void {
   }
 }
 
-/** Throws E_UNKNOWN_NAME for a trigger stated does not run: only built-ins, Emulab's no-ops and SCRIPT:name. */
-export function checkTriggers(names: readonly string[]): void {
-  for (const t of names) {
+/**
+ * The trigger list of a one-shot trigger: only names stated runs — built-ins,
+ * Emulab's no-ops and SCRIPT:name (whose `:` the generic name check refuses).
+ */
+export function triggerNames(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.length > 64) throw new StatedError('E_BAD_REQUEST', 'triggers: expected a list of 1 to 64 trigger names');
+  for (const t of v) {
+    if (typeof t !== 'string') throw new StatedError('E_BAD_REQUEST', 'triggers: expected strings');
     if (classifyTrigger(t) === 'unknown') {
-      throw new StatedError('E_UNKNOWN_NAME', `trigger ${t}: not a trigger stated runs (RESET, RELOADDONE, RELOADDONEV2, ISUP, CHECKGENISUP, REBOOT, POWERCYCLE, POWEROFF, EMAILNOTIFY, SCRIPT:name)`);
+      throw new StatedError('E_UNKNOWN_NAME', `trigger ${JSON.stringify(t.slice(0, 80))}: not a trigger stated runs (RESET, RELOADDONE, RELOADDONEV2, ISUP, CHECKGENISUP, REBOOT, POWERCYCLE, POWEROFF, EMAILNOTIFY, SCRIPT:name)`);
     }
   }
+  return v as string[];
 }
