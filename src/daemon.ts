@@ -3,7 +3,7 @@
  * timer for the next deadline, and handles signals. No rules live here.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, statfsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, renameSync, statfsSync, writeFileSync } from 'node:fs';
 import type { Server as NetServer } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import { Admin } from './admin.ts';
@@ -168,8 +168,10 @@ export class Daemon {
     if (this.auth.count > 0) return;
     const file = `${this.opts.db}.token`;
     const { token } = this.auth.create('admin', {}, Date.now());
-    writeFileSync(file, `${token}\n`, { mode: 0o600 });
-    chmodSync(file, 0o600);
+    // Written aside and renamed: a script polling for the file never reads it half-written.
+    writeFileSync(`${file}.tmp`, `${token}\n`, { mode: 0o600 });
+    chmodSync(`${file}.tmp`, 0o600);
+    renameSync(`${file}.tmp`, file);
     this.createdToken = token;
     this.log(`stated: created an admin token in ${file}`);
   }

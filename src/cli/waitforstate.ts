@@ -48,6 +48,8 @@ export default defineCommand({
     const conn = await durableConnection(args);
     try {
       const w = await StateWait.init(conn, states, nodes, { ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
+      // SPEC §1: a script starts its actions after this line (the README's walkthrough does).
+      process.stderr.write(`registered wait ${w.id} at seq ${w.seq}\n`);
       const code = await watch(w, { timeoutS, updateS, json: args.json === true });
       conn.close();
       process.exit(code);
