@@ -23,19 +23,20 @@ async function value<T>(v: T | (() => T | Promise<T>) | Promise<T>): Promise<T> 
 /** Follows subcommand names from the front of argv (options may not come before a subcommand's name). */
 export async function resolveCommand(main: AnyCommand, argv: string[]): Promise<Resolved> {
   let cmd = main;
-  let parent: AnyCommand | undefined;
-  let i = 0;
-  for (;;) {
+  const path: string[] = [];
+  for (let i = 0; ; i++) {
     const subs = cmd.subCommands ? await value(cmd.subCommands) : undefined;
     const word = argv[i];
     if (!subs || word === undefined || word.startsWith('-')) break;
     const sub = (subs as Record<string, unknown>)[word];
     if (sub === undefined) break; // citty reports the unknown command itself
-    parent = cmd;
+    path.push(word);
     cmd = await value(sub as AnyCommand);
-    i++;
   }
-  return { cmd: cmd as CommandDef, parent: parent as CommandDef | undefined, rest: argv.slice(i) };
+  // The usage line names the whole path (`stated node trigger add`), not just the last parent.
+  const top = (await value(main.meta ?? {})) as { name?: string };
+  const parent = path.length === 0 ? undefined : { meta: { name: [top.name ?? 'stated', ...path.slice(0, -1)].join(' ') } };
+  return { cmd: cmd as CommandDef, parent: parent as CommandDef | undefined, rest: argv.slice(path.length) };
 }
 
 const kebab = (s: string): string => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

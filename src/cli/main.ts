@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /** The stated executable: one citty command with a subcommand per file. */
 import { defineCommand, renderUsage, runCommand } from 'citty';
+import { VERSION } from '../version.ts';
 import { checkArgv, resolveCommand } from './argv.ts';
 import { fail, plain, usage } from './output.ts';
 
 const main = defineCommand({
-  meta: { name: 'stated', version: '0.1.0', description: 'The state daemon of a network testbed' },
+  meta: { name: 'stated', version: VERSION, description: 'The state daemon of a network testbed' },
   subCommands: {
     serve: () => import('./serve.ts').then((m) => m.default),
     waitForState: () => import('./waitforstate.ts').then((m) => m.default),
