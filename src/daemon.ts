@@ -199,7 +199,7 @@ export class Daemon {
         else this.counters.failed++;
         this.notifier.add(le);
       }
-      if (this.opts.debug) this.log(`stated: #${le.seq} ${le.event.objtype} ${le.event.objname} ${le.event.eventtype}`);
+      if (this.opts.debug) this.log(`#${le.seq} ${le.event.objtype} ${le.event.objname} ${le.event.eventtype}`, 'debug');
     }
     for (const eff of c.effects) this.effect(eff);
     this.armTimer();
