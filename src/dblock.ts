@@ -14,7 +14,8 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { StatedError } from './errors.ts';
 import { sqliteNativeBinding } from './native.ts';
 
@@ -26,7 +27,8 @@ export class DbLock {
 
   /** Takes the lock for the database at dbPath, or throws E_LOCKED naming the holder (E_DB if the file is unusable). */
   static acquire(dbPath: string): DbLock {
-    const file = `${dbPath}.lock`;
+    // Beside the real file: two paths to one database (a symlink, ./x.db and /abs/x.db) share one lock.
+    const file = `${realPath(dbPath)}.lock`;
     let conn: Db;
     try {
       conn = new Database(file, { nativeBinding: sqliteNativeBinding() as never, timeout: 0 });
@@ -53,6 +55,18 @@ export class DbLock {
   /** Releases the lock (at stop; an exit releases it anyway). */
   release(): void {
     if (this.conn.open) this.conn.close();
+  }
+}
+
+function realPath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    try {
+      return join(realpathSync(dirname(resolve(p))), basename(p)); // not created yet: its directory's real path
+    } catch {
+      return p; // no such directory: opening the lock file reports it
+    }
   }
 }
 

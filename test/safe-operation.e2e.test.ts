@@ -30,6 +30,10 @@ test('1. a second serve on the same database exits at once with E_LOCKED naming 
   const second = await serve(d.db); // another port: port 0
   assertError(second, 'E_LOCKED');
   assert.match(second.stderr, new RegExp(`pid ${d.proc.pid}\\b`), 'names the holder');
+  // Another path to the same file is the same database.
+  const link = path.join(d.dir, 'alias.db');
+  fs.symlinkSync(d.db, link);
+  assertError(await serve(link), 'E_LOCKED');
   // The first daemon was not disturbed: its writes still commit.
   assert.match(await ok(d, ['send', 'pc1', 'SHUTDOWN']), /^seq \d+/);
   await d.kill9();

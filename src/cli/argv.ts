@@ -14,7 +14,9 @@ export interface Resolved {
   rest: string[];
 }
 
-type AnyCommand = CommandDef<ArgsDef>;
+// Any command, whatever its args: each defineCommand() has its own args type.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyCommand = CommandDef<any>;
 
 async function value<T>(v: T | (() => T | Promise<T>) | Promise<T>): Promise<T> {
   return typeof v === 'function' ? await (v as () => T | Promise<T>)() : await v;
@@ -48,7 +50,7 @@ const isOption = (t: string): boolean => t.length > 1 && t.startsWith('-') && !/
  * Returns the first problem with argv for this command's options, or null:
  * an unknown option, or a string option with no value after it.
  */
-export async function checkArgv(cmd: CommandDef, argv: string[]): Promise<string | null> {
+export async function checkArgv(cmd: AnyCommand, argv: string[]): Promise<string | null> {
   const defs = (cmd.args ? await value(cmd.args) : {}) as ArgsDef;
   const kind = new Map<string, 'string' | 'boolean'>();
   for (const [name, def] of Object.entries(defs)) {
