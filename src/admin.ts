@@ -6,9 +6,10 @@
 import { type Actor, type Auth, type Role, ROLES, authorizeAdmin, authorizeOperator } from './auth.ts';
 import type { Core } from './core.ts';
 import { StatedError } from './errors.ts';
-import { Machine, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
+import { Machine, type Problem, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
+import { checkMode, triggerNames } from './names.ts';
 import { name, nameList } from './protocol.ts';
-import type { MachineDefinition } from './types.ts';
+import type { MachineDefinition, NodeState } from './types.ts';
 import { nodeView } from './views.ts';
 
 type Args = Record<string, unknown>;
@@ -20,6 +21,25 @@ function optName(v: unknown, what: string): string | undefined {
 function definitionOf(args: Args): MachineDefinition {
   if (typeof args.text !== 'string') throw new StatedError('E_BAD_REQUEST', 'text: expected the definition file contents');
   return args.format === 'sql' ? parseEmulabSql(args.text) : parseDefinitionJson(args.text);
+}
+
+/** Modes that nodes are in (or headed for) that def has no transition rows for, one problem each. */
+function modesLeftBare(def: MachineDefinition, nodes: Iterable<NodeState>): Problem[] {
+  const covered = new Set(def.state_transitions.map((r) => r.op_mode));
+  if (covered.has('*')) return []; // a wildcard row serves every mode
+  const users = new Map<string, string[]>();
+  for (const n of nodes) {
+    for (const mode of n.nextMode === null ? [n.mode] : [n.mode, n.nextMode]) {
+      if (covered.has(mode)) continue;
+      let list = users.get(mode);
+      if (!list) users.set(mode, list = []);
+      if (!list.includes(n.id)) list.push(n.id);
+    }
+  }
+  return [...users].sort(([a], [b]) => a.localeCompare(b)).map(([mode, ids]) => ({
+    severity: 'error', code: 'MODE_IN_USE',
+    message: `${mode} has no state_transitions, but ${ids.length} node(s) use it: ${ids.slice(0, 10).join(' ')}${ids.length > 10 ? ' ...' : ''}`,
+  }));
 }
 
 export class Admin {
@@ -55,6 +75,7 @@ export class Admin {
           type: optName(args.type, 'type'), mode: optName(args.mode, 'mode'),
           state: optName(args.state, 'state'), project: optName(args.project, 'project'),
         };
+        if (opts.mode !== undefined) checkMode(core.machine, opts.mode);
         return this.change(actor, action, { nodes, ...opts }, (c) => {
           for (const id of nodes) if (c.nodes.has(id)) throw new StatedError('E_CONFLICT', `node ${id} exists`);
           return nodes.map((id) => nodeView(c.addNode(id, opts)));
@@ -71,15 +92,30 @@ export class Admin {
       case 'node.setNextMode': {
         const id = name(args.node, 'node');
         const mode = args.mode === null ? null : name(args.mode, 'mode');
+        if (mode !== null) checkMode(core.machine, mode, 'next op mode');
         return this.change(actor, action, { node: id, mode }, (c) => nodeView(c.updateNode(id, { nextMode: mode })));
       }
       case 'node.trigger.add': {
         const id = name(args.node, 'node');
-        const t = { mode: args.mode === undefined || args.mode === null || args.mode === '*' ? '*' : name(args.mode, 'mode'), state: name(args.state, 'state'), triggers: nameList(args.triggers, 'triggers').join(', ') };
+        const list = triggerNames(args.triggers);
+        const t = { mode: args.mode === undefined || args.mode === null || args.mode === '*' ? '*' : name(args.mode, 'mode'), state: name(args.state, 'state'), triggers: list.join(', ') };
+        if (t.mode !== '*') checkMode(core.machine, t.mode);
         return this.change(actor, action, { node: id, ...t }, (c) => {
           const n = c.node(id);
           const rest = n.triggers.filter((x) => x.mode !== t.mode || x.state !== t.state);
           return nodeView(c.updateNode(id, { triggers: [...rest, t] })).triggers;
+        });
+      }
+      case 'node.clear': {
+        // Ends a gave-up (TBFAILED) reboot without rebooting: the operator fixed the node by hand.
+        const id = name(args.node, 'node');
+        return this.change(actor, action, { node: id }, (c) => {
+          const before = c.node(id);
+          const was = before.reboot.gaveUp ? `gave up on ${before.reboot.command ?? 'a reboot'} after ${before.reboot.attempts} attempt(s)`
+            : before.reboot.command ? `${before.reboot.command} in progress, attempt ${before.reboot.attempts}` : 'nothing pending';
+          const n = c.clearFailure(id);
+          c.applyEvent({ objtype: 'NOTIFY', objname: id, eventtype: 'CLEARED', message: `${id}: cleared by ${actor.id} (${was})` });
+          return nodeView(n);
         });
       }
       case 'node.trigger.clear': {
@@ -98,6 +134,10 @@ export class Admin {
       }
       case 'machine.import': {
         const def = definitionOf(args);
+        // SPEC §5: an import never leaves the daemon without a working machine.
+        if (def.state_transitions.length === 0) {
+          throw new StatedError('E_BAD_DEFINITION', 'refused: the file defines no state_transitions (empty?); the old definitions stay');
+        }
         const problems = checkDefinition(def);
         const errors = problems.filter((p) => p.severity === 'error');
         if (errors.length > 0) {
@@ -105,6 +145,10 @@ export class Admin {
         }
         const counts = Object.fromEntries(Object.entries(def).map(([k, v]) => [k, (v as unknown[]).length]));
         return this.change(actor, action, counts, (c) => {
+          const orphans = modesLeftBare(def, c.nodes.values());
+          if (orphans.length > 0) {
+            throw new StatedError('E_BAD_DEFINITION', `refused: ${orphans.length} op mode(s) in use by nodes would have no state_transitions; the old definitions stay`, { problems: orphans });
+          }
           c.store.replaceDefinition(def);
           c.setMachine(new Machine(def));
           return { problems };

@@ -42,6 +42,8 @@ export interface EventResult {
   nodes?: Record<string, CommandVerdict>;
   /** For refused nodes: why, as `E_CODE: message`. */
   refusals?: Record<string, string>;
+  /** false when a TBNODESTATE's transition was not in the tables (applied all the same, SPEC §4.1). */
+  valid?: false;
 }
 
 /** Called once a job's batch has committed (err null) or the job or its batch failed. */
@@ -483,7 +485,7 @@ export class Core {
         if (n) {
           e.mode = n.mode;
           const o = this.handle(n, { kind: 'state', state: e.eventtype, forced }, this.seq + 1);
-          if (o.valid === false) e.valid = false;
+          if (o.valid === false) e.valid = result.valid = false;
         }
         break;
       case 'TBNODEOPMODE':
@@ -566,6 +568,20 @@ export class Core {
     this.dirty.add(id);
     if (change.triggers) this.dirtyTriggers.add(id);
     return n;
+  }
+
+  /**
+   * `stated node clear`: forgets the node's reboot bookkeeping — a gave-up
+   * (TBFAILED) reboot, its attempts — so it is an ordinary node again without
+   * a reboot. Refused while a power action runs: its result is still to come.
+   */
+  clearFailure(id: string): NodeState {
+    const n = this.node(id);
+    if (n.reboot.inFlight) throw new StatedError('E_CONFLICT', `${id}: a ${n.reboot.command ?? 'power'} action is running; clear it once the driver answered`);
+    const next: NodeState = { ...n, reboot: NO_REBOOT };
+    this.nodes.set(id, next);
+    this.dirty.add(id);
+    return next;
   }
 
   // --- outside a batch --------------------------------------------------------

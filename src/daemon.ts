@@ -3,8 +3,9 @@
  * timer for the next deadline, and handles signals. No rules live here.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { chmodSync, existsSync, renameSync, statfsSync, writeFileSync } from 'node:fs';
+import type { Server as NetServer } from 'node:net';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Admin } from './admin.ts';
 import { Auth } from './auth.ts';
 import { type Config, loadConfig } from './config.ts';
@@ -16,14 +17,17 @@ import { CommandDriver } from './drivers/command.ts';
 import { type Route, Scheduler, routeFor } from './drivers/scheduler.ts';
 import type { Effect } from './engine.ts';
 import { Hub } from './hub.ts';
+import { type Log, makeLog } from './log.ts';
 import { Machine } from './machine.ts';
 import { Notifier } from './notify.ts';
 import { WaitRelay } from './relay.ts';
 import { StatedServer } from './server.ts';
 import type { Services } from './session.ts';
 import { Fleet } from './simulator/fleet.ts';
+import { splitListen } from './startup.ts';
 import { Store } from './store.ts';
 import { Telemetry } from './telemetry.ts';
+import { VERSION } from './version.ts';
 import { ThreadWriter } from './writer.ts';
 
 export interface DaemonOptions {
@@ -33,7 +37,9 @@ export interface DaemonOptions {
   simulate?: number;
   timeScale: number;
   debug: boolean;
-  log?: (line: string) => void;
+  log?: Log;
+  /** The listen address, already bound (startup.ts): the server takes its handle. */
+  listenHandle?: NetServer;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -57,7 +63,7 @@ export class Daemon {
   private timer: NodeJS.Timeout | null = null;
   private timerAt = Infinity;
   private readonly intervals: NodeJS.Timeout[] = [];
-  private readonly log: (line: string) => void;
+  private readonly log: Log;
   private readonly writer: ThreadWriter;
   private readonly counters = { events: 0, batches: 0, notifies: 0 };
   /** Boot statistics and the labelled /metrics families, fed from each commit. */
@@ -69,7 +75,7 @@ export class Daemon {
   createdToken: string | null = null;
 
   constructor(readonly opts: DaemonOptions) {
-    this.log = opts.log ?? ((line) => process.stdout.write(`${line}\n`));
+    this.log = opts.log ?? makeLog('text');
     this.config = loadConfig(opts.config);
     this.store = new Store(opts.db, { synchronous: this.config.synchronous });
     this.writer = new ThreadWriter(opts.db, {
@@ -113,7 +119,8 @@ export class Daemon {
     this.core.noDriver = (n) => this.noDriver(n.id, n.type);
     this.core.onRebuilt = (err) => {
       if (this.stopped) return;
-      this.log(`stated: E_INTERNAL: a batch was not committed (${err.message}); its senders got the error, state was rebuilt from the database`);
+      const code = (err as { code?: string }).code ?? 'E_INTERNAL';
+      this.log(`${code}: a batch was not committed (${err.message}); its senders got the error, state was rebuilt from the database`, 'error');
       // The lost batch may have held a timeout's firing: what is due fires again, after
       // 0.1 s, doubling to 5 s while the store keeps failing (never a tight loop).
       const delay = Math.min(100 * 2 ** this.rebuilds++, 5000);
@@ -154,10 +161,13 @@ export class Daemon {
 
   /** Starts listening; resolves with the bound address. */
   async start(): Promise<{ host: string; port: number }> {
+    const drivers = Object.entries(this.config.drivers).map(([type, d]) => `${type}=${(d as { kind: string }).kind}`);
+    if (this.fleet) drivers.push('sim=simulator');
+    this.log(`stated ${VERSION} starting: database ${resolve(this.opts.db)}, listen ${this.opts.listen}, drivers: ${drivers.length > 0 ? drivers.join(' ') : 'none configured (power agents)'}`);
     this.ensureAdminToken();
     if (this.opts.simulate) await this.addSimulatedNodes(this.opts.simulate);
     const [host, portText] = splitListen(this.opts.listen);
-    const addr = await this.server.listen(host, Number(portText));
+    const addr = await this.server.listen(host, Number(portText), this.opts.listenHandle);
     // Agents reconnecting after a restart get this long before their nodes count as driverless.
     this.agents.startGrace(this.config.agentGrace * 1000 * this.opts.timeScale);
     // Overdue deadlines (the daemon was down) fire at once, oldest first;
@@ -180,8 +190,10 @@ export class Daemon {
     if (this.auth.count > 0) return;
     const file = `${this.opts.db}.token`;
     const { token } = this.auth.create('admin', {}, Date.now());
-    writeFileSync(file, `${token}\n`, { mode: 0o600 });
-    chmodSync(file, 0o600);
+    // Written aside and renamed: a script polling for the file never reads it half-written.
+    writeFileSync(`${file}.tmp`, `${token}\n`, { mode: 0o600 });
+    chmodSync(`${file}.tmp`, 0o600);
+    renameSync(`${file}.tmp`, file);
     this.createdToken = token;
     this.log(`stated: created an admin token in ${file}`);
   }
@@ -208,7 +220,7 @@ export class Daemon {
         if (t === 'NOTIFY') this.counters.notifies++;
         this.notifier.add(le);
       }
-      if (this.opts.debug) this.log(`stated: #${le.seq} ${le.event.objtype} ${le.event.objname} ${le.event.eventtype}`);
+      if (this.opts.debug) this.log(`#${le.seq} ${le.event.objtype} ${le.event.objname} ${le.event.eventtype}`, 'debug');
     }
     this.telemetry.committed(c, Date.now());
     for (const eff of c.effects) this.effect(eff);
@@ -314,6 +326,17 @@ export class Daemon {
       this.notifier.flush();
     }
     this.store.close();
+    this.log(`stopped at seq ${this.core.committedSeq}`);
+  }
+
+  /** Free bytes on the database's file system (for /metrics): a full disk stops every write. */
+  private fsFree(): number {
+    try {
+      const s = statfsSync(dirname(resolve(this.opts.db)));
+      return s.bavail * s.bsize;
+    } catch {
+      return -1;
+    }
   }
 
   metrics(): string {
@@ -326,13 +349,8 @@ export class Daemon {
       ['stated_subscriptions', 'gauge', 'open subscriptions', this.hub.size],
       ['stated_connections', 'gauge', 'open WebSocket connections', this.server.sessions.size],
       ['stated_actions_pending', 'gauge', 'driver actions running or queued', this.scheduler.pending],
+      ['stated_db_fs_free_bytes', 'gauge', "bytes free to stated on the database's file system (-1: unknown)", this.fsFree()],
     ] as const;
     return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('') + this.telemetry.render(this.core.nodes.values());
   }
-}
-
-function splitListen(listen: string): [string, string] {
-  const i = listen.lastIndexOf(':');
-  if (i < 0) return ['127.0.0.1', listen];
-  return [listen.slice(0, i).replace(/^\[|\]$/g, ''), listen.slice(i + 1)];
 }

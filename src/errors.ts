@@ -25,6 +25,11 @@ export const ERRORS = {
   E_UNAVAILABLE: { status: 503, message: 'daemon is shutting down' },
   E_CONNECT: { status: 503, message: 'cannot reach the daemon' },
   E_USAGE: { status: 400, message: 'usage error' },
+  E_UNKNOWN_NAME: { status: 400, message: 'not a mode, state or trigger the loaded definitions know' },
+  E_LOCKED: { status: 423, message: 'the database is in use by another daemon' },
+  E_LISTEN: { status: 500, message: 'cannot listen on the address' },
+  E_DB: { status: 500, message: 'the database cannot be opened' },
+  E_DISK_FULL: { status: 507, message: "the database's file system is full; nothing was applied" },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -52,5 +57,10 @@ export class StatedError extends Error {
 export function asStatedError(err: unknown): StatedError {
   if (err instanceof StatedError) return err;
   const msg = err instanceof Error ? err.message : String(err);
+  // SQLITE_FULL, on the core's connection or reported by the writer thread as
+  // text: the operator's to fix, and the daemon writes again once space frees.
+  if ((err as { code?: unknown } | null)?.code === 'SQLITE_FULL' || msg.includes('database or disk is full')) {
+    return new StatedError('E_DISK_FULL', `the database's file system is full; nothing was applied (${msg})`);
+  }
   return new StatedError('E_INTERNAL', msg);
 }

@@ -30,9 +30,11 @@ export class Notifier {
   /** Takes committed NOTIFY and TBFAILED events. */
   add(le: LoggedEvent): void {
     const e = le.event;
+    // Messages are written to stand alone (`pc1: ...`); the line names the node once.
+    const text = e.message !== undefined && e.message.startsWith(`${e.objname}: `) ? e.message.slice(e.objname.length + 2) : e.message;
     const line = e.objtype === 'TBFAILED'
-      ? `TBFAILED ${e.objname} ${e.eventtype}: ${e.message ?? e.reason?.code ?? ''}`
-      : `NOTIFY ${e.eventtype} ${e.objname}: ${e.message ?? ''}`;
+      ? `TBFAILED ${e.objname} ${e.eventtype}: ${text ?? e.reason?.code ?? ''}`
+      : `NOTIFY ${e.eventtype} ${e.objname}: ${text ?? ''}`;
     const p = this.pending.get(line);
     if (p) {
       p.count++;

@@ -143,7 +143,7 @@ export type Request =
   | { op: 'command'; command: string; nodes: string[]; force: boolean }
   | { op: 'registerAgent'; types: string[]; nodes: string[] }
   | { op: 'actionResult'; action: string; ok: boolean; message?: string }
-  | { op: 'status'; nodes?: string[] }
+  | { op: 'status'; nodes?: string[]; partial?: boolean }
   | { op: 'listWaits' }
   | { op: 'admin'; action: string; args: Obj };
 
@@ -228,7 +228,8 @@ export function parseRequest(m: Obj): Request {
     case 'listWaits':
       return { op: 'listWaits' };
     case 'status':
-      return m.nodes === undefined ? { op: 'status' } : { op: 'status', nodes: nameList(m.nodes, 'nodes') };
+      // partial: unknown nodes are listed in the reply's `unknown` instead of failing the request.
+      return m.nodes === undefined ? { op: 'status' } : { op: 'status', nodes: nameList(m.nodes, 'nodes'), ...(m.partial === true ? { partial: true } : {}) };
     case 'admin': {
       if (typeof m.action !== 'string') throw new StatedError('E_BAD_REQUEST', 'action: expected a string');
       if (m.args !== undefined && !isObj(m.args)) throw new StatedError('E_BAD_REQUEST', 'args: expected an object');

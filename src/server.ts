@@ -3,6 +3,7 @@
  * size limits and authentication happen here; everything else is handed to
  * the session or the core.
  */
+import type { Server as NetServer } from 'node:net';
 import { type IncomingMessage, type ServerResponse, createServer, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -158,13 +159,16 @@ export class StatedServer {
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
   }
 
-  listen(host: string, port: number): Promise<{ host: string; port: number }> {
+  /** Listens on host:port, or on a socket already bound there (handle), so a port in use was known earlier. */
+  listen(host: string, port: number, handle?: NetServer): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       this.http.once('error', reject);
-      this.http.listen(port, host, () => {
+      const ready = (): void => {
         const a = this.http.address();
         if (a && typeof a === 'object') resolve({ host: a.address, port: a.port });
-      });
+      };
+      if (handle) this.http.listen(handle, ready);
+      else this.http.listen(port, host, ready);
     });
   }
 

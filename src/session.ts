@@ -10,6 +10,7 @@ import type { Core, EventResult } from './core.ts';
 import type { Agents } from './drivers/agents.ts';
 import { StatedError, asStatedError } from './errors.ts';
 import type { Hub, Peer } from './hub.ts';
+import { checkStates } from './names.ts';
 import { type Request, parseRequest } from './protocol.ts';
 import type { WaitRelay } from './relay.ts';
 import type { StatedEvent } from './types.ts';
@@ -121,7 +122,7 @@ export class Session {
         if (err !== null) return this.fail(id, err);
         if (this.closed) return;
         // The usual reply, written out: JSON.stringify of a spread object was a tenth of the event path.
-        if (!r!.nodes && !r!.refusals) this.peer.send(`{"re":${JSON.stringify(id)},"ok":true,"seq":${r!.seq},"duplicate":${r!.duplicate}}`);
+        if (!r!.nodes && !r!.refusals) this.peer.send(`{"re":${JSON.stringify(id)},"ok":true,"seq":${r!.seq},"duplicate":${r!.duplicate}${r!.valid === false ? ',"valid":false' : ''}}`);
         else this.reply(id, { seq: r!.seq, duplicate: r!.duplicate, nodes: r!.nodes, refusals: r!.refusals });
       } catch (e2) {
         this.broken(e2);
@@ -158,6 +159,7 @@ export class Session {
       }
       case 'initStateWait': {
         authorizeNodes(actor, req.nodes, core.nodes);
+        checkStates(core.machine, req.states); // a wait for a state no table names could never end
         if (req.force) authorizeForce(actor);
         const wait = `w${randomBytes(8).toString('hex')}`;
         // Registered before anything it waits for can happen (the seed's rule);
@@ -234,13 +236,18 @@ export class Session {
         return core.read((c) => {
           const ids = req.nodes ?? [...c.nodes.keys()].sort();
           const nodes = [];
+          const unknown: string[] = [];
           for (const nid of ids) {
             const n = c.nodes.get(nid);
-            if (!n) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${nid}`);
+            if (!n) {
+              if (!req.partial) throw new StatedError('E_UNKNOWN_NODE', `unknown node ${nid}`);
+              unknown.push(nid);
+              continue;
+            }
             if (canSee(actor, n)) nodes.push(nodeView(n, this.svc.agents?.waitingNodes));
             else if (req.nodes) throw new StatedError('E_FORBIDDEN', `node ${nid} is not yours to see`);
           }
-          return { seq: c.seq, now: c.now(), nodes };
+          return { seq: c.seq, now: c.now(), nodes, ...(req.partial ? { unknown } : {}) };
         });
       }
       case 'registerAgent':

@@ -44,6 +44,7 @@ function main(): void {
   }
   const commit = db.transaction((ops: Ops) => applier.apply(ops));
   let refuseThrough = -1;
+  let lastError = '';
   send({ ready: true });
   port.on('message', (m: WriterRequest) => {
     if ('close' in m) {
@@ -52,7 +53,8 @@ function main(): void {
       return;
     }
     if (m.gen <= refuseThrough) {
-      send({ gen: m.gen, ok: false, error: 'an earlier batch failed; this one was not written', refused: true });
+      // The cause rides along: a client refused behind a full disk is told the disk is full.
+      send({ gen: m.gen, ok: false, error: `an earlier batch failed (${lastError}); this one was not written`, refused: true });
       return;
     }
     try {
@@ -60,6 +62,7 @@ function main(): void {
       send({ gen: m.gen, ok: true });
     } catch (err) {
       refuseThrough = m.gen;
+      lastError = (err as Error).message;
       send({ gen: m.gen, ok: false, error: (err as Error).message, refused: false });
     }
   });

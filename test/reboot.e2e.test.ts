@@ -101,7 +101,7 @@ async function simulate(t: TestContext, d: Daemon, args: string[]): Promise<{ ou
     clearTimeout(timer);
   });
   await until(() => /simulating \d+ nodes/.test(out) || proc.exitCode !== null, 'stated simulate to register');
-  assert.match(out, /^stated: simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
+  assert.match(out, /^\S+ INFO  simulating \d+ nodes/m, `stated simulate ${args.join(' ')}: ${out}`);
   return { out: () => out };
 }
 
@@ -245,7 +245,7 @@ test('command templates run as argv, never through a shell, {node} substituted, 
     assert.deepEqual([n.state, n.timeout, n.reboot.attempts, n.reboot.awaitingShutdown], ['SHUTDOWN', null, 1, false], node);
   }
   assert.equal(fs.existsSync(pwned), false, 'no shell evaluated $(...)');
-  assert.match(d.stdout(), new RegExp(`stated: REBOOT pc1 \\(attempt 1\\): ${POWER_FIXTURE} pc1 ${settings} --host=pc1\\.mgmt .* -> 0`), 'each run is logged');
+  assert.match(d.stdout(), new RegExp(`INFO  REBOOT pc1 \\(attempt 1\\): ${POWER_FIXTURE} pc1 ${settings} --host=pc1\\.mgmt .* -> 0`), 'each run is logged');
 });
 
 test('serve --simulate N: the in-process fleet drives its own nodes (SPEC §1, §4)', async (t) => {

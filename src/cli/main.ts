@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** The stated executable: one citty command with a subcommand per file. */
-import { type CommandDef, defineCommand, runCommand, runMain } from 'citty';
-import { fail, usage } from './output.ts';
+import { type CommandDef, defineCommand, renderUsage, runCommand } from 'citty';
+import { VERSION } from '../version.ts';
+import { checkArgv, resolveCommand } from './argv.ts';
+import { fail, plain, usage } from './output.ts';
 
 const main: CommandDef = defineCommand({
-  meta: { name: 'stated', version: '0.1.0', description: 'The state daemon of a network testbed' },
+  meta: { name: 'stated', version: VERSION, description: 'The state daemon of a network testbed' },
   subCommands: {
     serve: () => import('./serve.ts').then((m) => m.default),
     waitForState: () => import('./waitforstate.ts').then((m) => m.default),
@@ -27,19 +29,29 @@ const main: CommandDef = defineCommand({
   },
 });
 
-const rawArgs = process.argv.slice(2);
-const asksHelp = rawArgs.some((a) => a === '--help' || a === '-h') || (rawArgs.length === 1 && (rawArgs[0] === '--version' || rawArgs[0] === '-v'));
-
-if (asksHelp) {
-  void runMain(main, { rawArgs });
-} else {
+async function run(rawArgs: string[]): Promise<void> {
+  const { cmd, parent, rest } = await resolveCommand(main, rawArgs);
+  const help = async (): Promise<string> => plain(await renderUsage(cmd, parent)).replace(/[ \t]+$/gm, '');
+  const end = rest.indexOf('--');
+  const own = end < 0 ? rest : rest.slice(0, end);
+  if (own.includes('--help') || own.includes('-h')) {
+    process.stdout.write(`${await help()}\n`);
+    return;
+  }
+  if (rawArgs.length === 1 && (rawArgs[0] === '--version' || rawArgs[0] === '-v')) {
+    process.stdout.write(`${String((main.meta as { version: string }).version)}\n`);
+    return;
+  }
   // Not runMain: it prints the whole usage and exits 1 on a bad argument,
-  // where SPEC §1 wants one `stated: E_USAGE: ...` line and exit 64.
-  runCommand(main, { rawArgs }).catch((err: unknown) => {
-    if (err instanceof Error && err.name === 'CLIError') {
-      // eslint-disable-next-line no-control-regex
-      usage(`${err.message.replace(/\x1b\[[0-9;]*m/g, '').replace(/\.$/, '')}; see --help`);
-    }
+  // where SPEC §1 wants one `stated: E_USAGE: ...` line, the usage, and exit 64.
+  const problem = await checkArgv(cmd, rest);
+  if (problem !== null) usage(problem, await help());
+  try {
+    await runCommand(main, { rawArgs });
+  } catch (err) {
+    if (err instanceof Error && err.name === 'CLIError') usage(plain(err.message).replace(/\.$/, ''), await help());
     fail(err);
-  });
+  }
 }
+
+run(process.argv.slice(2)).catch((err: unknown) => fail(err));

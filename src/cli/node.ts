@@ -105,6 +105,16 @@ const triggerClear = defineCommand({
   },
 });
 
+const clear = defineCommand({
+  meta: { name: 'clear', description: 'end a gave-up (TBFAILED) reboot without rebooting: the node was fixed by hand (audited)' },
+  args: { node: { type: 'positional', required: true, description: 'NODE' }, ...connArgs },
+  async run({ args }) {
+    if (args._.length !== 1) usage('expected NODE');
+    const n = await withConnection(args, (conn) => admin<NodeView>(conn, 'node.clear', { node: args.node }));
+    process.stdout.write(`${n.node}: cleared; ${n.mode} ${n.state ?? '-'}, reboot attempts ${n.reboot.attempts}\n`);
+  },
+});
+
 const trigger = defineCommand({
   meta: { name: 'trigger', description: 'one-shot triggers: add, list, clear' },
   subCommands: { add: triggerAdd, list: triggerList, clear: triggerClear },
@@ -112,5 +122,5 @@ const trigger = defineCommand({
 
 export default defineCommand({
   meta: { name: 'node', description: 'node inventory and one-shot triggers' },
-  subCommands: { add, remove, 'set-next-mode': setNextMode, trigger },
+  subCommands: { add, remove, 'set-next-mode': setNextMode, trigger, clear },
 });

@@ -14,6 +14,7 @@ import { watch } from './watch.ts';
 export default defineCommand({
   meta: { name: 'node_reboot', description: 'reboot nodes through stated and wait for them' },
   args: {
+    nodes: { type: 'positional', required: false, description: 'NODE... (or -e PROJECT)' },
     wait: { type: 'boolean', alias: 'w', description: 'wait until the nodes are back up (SHUTDOWN then ISUP)' },
     'no-wait': { type: 'boolean', alias: 'n', description: 'send the command and return at once' },
     force: { type: 'boolean', alias: 'f', description: 'reboot even if a reboot is in progress (admin only)' },
@@ -25,6 +26,7 @@ export default defineCommand({
     // Flags first: a usage error must not have sent a REBOOT.
     const timeoutS = seconds(args.timeout ?? (args.wait ? '1800' : '300'), '-t');
     const updateS = seconds(args.update, '-u');
+    if (args.wait && args['no-wait']) usage('give -w (wait until up) or -n (do not wait), not both');
     if (args.project && args._.length > 0) usage('give either -e PROJECT or nodes, not both');
     if (!args.project) names(args._, 'NODE');
     const conn = await durableConnection(args);

@@ -29,6 +29,7 @@ async function checkMode(conn: Connection, mode: string): Promise<void> {
 export default defineCommand({
   meta: { name: 'os_load', description: 'reload nodes: next op mode, reboot, wait for RELOADDONE or RELOADDONEV2' },
   args: {
+    nodes: { type: 'positional', required: false, description: 'NODE...' },
     mode: { type: 'string', alias: 'm', description: 'op mode to boot into', default: 'RELOAD' },
     ...waitArgs,
     ...connArgs,

@@ -3,6 +3,15 @@ import { asStatedError } from '../errors.ts';
 
 export const EXIT = { OK: 0, FAILED: 1, TIMEOUT: 2, USAGE: 64, ERROR: 70, INTERRUPTED: 130 } as const;
 
+/** Colour only for a person at a terminal, never with NO_COLOR (no-color.org: any non-empty value). */
+export const colour = process.stdout.isTTY === true && !process.env.NO_COLOR;
+
+/** Text as written, or with its ANSI colour codes removed when colour is off. */
+export function plain(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return colour ? text : text.replace(/\x1b\[[0-9;]*m/g, '');
+}
+
 /** Prints an error as one line and exits (64 for usage errors, 70 otherwise). */
 export function fail(err: unknown): never {
   const e = asStatedError(err);
@@ -12,7 +21,8 @@ export function fail(err: unknown): never {
   process.exit(e.code === 'E_USAGE' ? EXIT.USAGE : EXIT.ERROR);
 }
 
-export function usage(message: string): never {
-  process.stderr.write(`stated: E_USAGE: ${message}\n`);
+/** A usage error: one line, then (for an unknown option or a missing argument) the command's usage. */
+export function usage(message: string, help?: string): never {
+  process.stderr.write(`stated: E_USAGE: ${message}\n${help === undefined ? '' : `\n${help}\n`}`);
   process.exit(EXIT.USAGE);
 }

@@ -31,8 +31,12 @@ export default defineCommand({
     if (args.id !== undefined) event.id = args.id;
     if (args.message !== undefined) event.message = args.message;
     const r = await withConnection(args, (conn) =>
-      conn.request<{ seq: number; duplicate: boolean; nodes?: Record<string, string> }>('event', { event }));
+      conn.request<{ seq: number; duplicate: boolean; valid?: boolean; nodes?: Record<string, string> }>('event', { event }));
     process.stdout.write(`seq ${r.seq}${r.duplicate ? ' (duplicate)' : ''}\n`);
+    // A typo'd state is applied (as Emulab does), so say so here rather than only in the daemon's log.
+    if (r.valid === false) {
+      process.stdout.write(`valid: false (${event.objname}'s op mode has no transition to ${event.eventtype} from its last state; applied, NOTIFY INVALID_TRANSITION raised)\n`);
+    }
     // A command's per-node verdict matters to whoever sent it (joined: a reboot was already under way).
     for (const [node, verdict] of Object.entries(r.nodes ?? {})) process.stdout.write(`${node}: ${verdict}\n`);
   },

@@ -6,11 +6,15 @@
 import { randomBytes } from 'node:crypto';
 import { defineCommand } from 'citty';
 import type { Push } from '../client/index.ts';
+import { makeLog } from '../log.ts';
 import { Fleet } from '../simulator/fleet.ts';
 import type { NodeView } from '../views.ts';
 import { admin, connArgs } from './common.ts';
 import { fail, usage } from './output.ts';
 import { durableConnection } from './waitforstate.ts';
+
+/** The fleet's own log lines, in the daemon's format: it runs beside the daemon, often into one journal. */
+const log = makeLog('text');
 
 function fraction(v: string, flag: string): number {
   const n = Number(v);
@@ -54,7 +58,11 @@ export default defineCommand({
       // It drives exactly the nodes it simulates (SPEC §3): fleets of one type side by side never get each other's.
       const register = (): Promise<unknown> => conn.request('registerAgent', { nodes: ids });
       await register();
-      conn.onReconnect(() => void register().catch(() => {}));
+      conn.onDrop((code, reason) => log(`lost the daemon (${code}${reason ? ` ${reason}` : ''}); reconnecting`, 'warn'));
+      conn.onReconnect(() => {
+        log('reconnected to the daemon; registering as the power agent again');
+        void register().catch((err: unknown) => log(`registerAgent failed: ${(err as Error).message}`, 'error'));
+      });
     } catch (err) {
       fail(err);
     }
@@ -67,7 +75,7 @@ export default defineCommand({
     });
     const wedged = ids.filter((id) => fleet.wedges(id)).length;
     const failing = ids.filter((id) => fleet.failsPower(id)).length;
-    process.stdout.write(`stated: simulating ${count} nodes ${ids[0]}..${ids[ids.length - 1]} (type ${args.type}; ${wedged} wedge, ${failing} fail to power)\n`);
+    log(`simulating ${count} nodes ${ids[0]}..${ids[ids.length - 1]} (type ${args.type}; ${wedged} wedge, ${failing} fail to power)`);
     const stop = (): void => {
       fleet.stop();
       conn.close();

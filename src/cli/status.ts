@@ -2,6 +2,7 @@
 import { defineCommand } from 'citty';
 import type { NodeView } from '../views.ts';
 import { connArgs, printJson, table, withConnection } from './common.ts';
+import { EXIT } from './output.ts';
 
 /** A duration as an operator reads it: 12s, 3m05s, 2h03m, 4d07h. */
 export function duration(ms: number): string {
@@ -27,10 +28,24 @@ function rebootCell(n: NodeView): string {
   return `${r.attempts} (${r.command}${how})`;
 }
 
-/** The status table; times are relative to the daemon's clock, so a skewed client clock does not lie. */
+/** A moment as a table shows it: the time of day (local), with the date once it is not today. */
+export function clock(ms: number, now: number): string {
+  const d = new Date(ms);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const hms = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+  return new Date(now).toDateString() === d.toDateString() ? hms : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${hms}`;
+}
+
+/** True when stated gave up on the node (TBFAILED) and nobody has cleared it yet. */
+export function gaveUp(n: NodeView): boolean {
+  return n.reboot.gaveUp || n.state === 'TBFAILED';
+}
+
+/** The status table. SINCE is the daemon's clock; a node that never reported a state has none. */
 export function statusTable(nodes: NodeView[], now: number): string {
   const rows = nodes.map((n) => [
-    n.node, n.mode, n.state ?? '-', `${duration(now - n.since)} ago`, timeoutCell(n, now), rebootCell(n), n.nextMode ?? '-',
+    n.node, n.mode, `${n.state ?? '-'}${n.reboot.gaveUp ? ' (gave up)' : ''}`, n.state === null ? '-' : clock(n.since, now),
+    timeoutCell(n, now), rebootCell(n), n.nextMode ?? '-',
   ]);
   return table(['NODE', 'MODE', 'STATE', 'SINCE', 'TIMEOUT', 'REBOOTS', 'NEXT MODE'], rows);
 }
@@ -39,14 +54,26 @@ export default defineCommand({
   meta: { name: 'status', description: 'mode, state, since when, pending timeout, reboot attempts, next op mode' },
   args: {
     nodes: { type: 'positional', required: false, description: 'nodes to show (default: all)' },
-    json: { type: 'boolean', description: "print the reply's nodes array as JSON" },
+    json: { type: 'boolean', description: "print the reply's nodes array as JSON (times in epoch ms)" },
+    state: { type: 'string', description: 'only nodes in this state' },
+    mode: { type: 'string', description: 'only nodes in this op mode' },
+    type: { type: 'string', description: 'only nodes of this type' },
+    project: { type: 'string', description: 'only nodes of this project' },
+    failed: { type: 'boolean', description: 'only nodes stated gave up on (TBFAILED)' },
     ...connArgs,
   },
   async run({ args }) {
-    const wanted = args._.length > 0 ? { nodes: [...args._] } : {};
-    const r = await withConnection(args, (conn) => conn.request<{ now: number; nodes: NodeView[] }>('status', wanted));
-    if (args.json) printJson(r.nodes);
-    else if (r.nodes.length === 0) process.stdout.write('no nodes\n');
-    else process.stdout.write(statusTable(r.nodes, r.now));
+    // Unknown nodes do not hide the known ones: their rows first, then one error line each (exit 1).
+    const wanted = args._.length > 0 ? { nodes: [...args._], partial: true } : {};
+    const r = await withConnection(args, (conn) => conn.request<{ now: number; nodes: NodeView[]; unknown?: string[] }>('status', wanted));
+    const nodes = r.nodes.filter((n) => (args.state === undefined || n.state === args.state)
+      && (args.mode === undefined || n.mode === args.mode) && (args.type === undefined || n.type === args.type)
+      && (args.project === undefined || n.project === args.project) && (!args.failed || gaveUp(n)));
+    if (args.json) printJson(nodes);
+    else if (nodes.length === 0) process.stdout.write(r.nodes.length === 0 ? 'no nodes\n' : 'no nodes match\n');
+    else process.stdout.write(statusTable(nodes, r.now));
+    const unknown = r.unknown ?? [];
+    for (const id of unknown) process.stderr.write(`stated: E_UNKNOWN_NODE: unknown node ${id}\n`);
+    if (unknown.length > 0) process.exit(EXIT.FAILED);
   },
 });

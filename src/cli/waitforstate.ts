@@ -33,6 +33,7 @@ export const waitArgs = {
 export default defineCommand({
   meta: { name: 'waitForState', description: 'wait until every node has passed the states, in order' },
   args: {
+    nodes: { type: 'positional', required: false, description: 'NODE...' },
     states: { type: 'string', alias: 's', description: 'comma-separated states, in order', default: 'ISUP' },
     ...waitArgs,
     ...connArgs,

@@ -6,6 +6,7 @@ import type { StateWait, WaitResult } from '../client/index.ts';
 import { describeFailure } from '../reasons.ts';
 import { printJson } from './common.ts';
 import { EXIT } from './output.ts';
+import { duration } from './status.ts';
 
 export interface WatchOptions {
   timeoutS: number;
@@ -18,7 +19,7 @@ export const reasonText = describeFailure;
 
 function line(r: WaitResult, total: number, leftS: number): string {
   const pending = r.remaining.length > 0 ? ` (${r.remaining.slice(0, 8).join(' ')}${r.remaining.length > 8 ? ' ...' : ''})` : '';
-  return `${r.finished.length}/${total} done, ${r.failed.length} failed, ${r.remaining.length} pending${pending}, ${Math.max(0, Math.ceil(leftS))}s left`;
+  return `${r.finished.length}/${total} done, ${r.failed.length} failed, ${r.remaining.length} pending${pending}, ${duration(Math.max(0, Math.ceil(leftS)) * 1000)} left`;
 }
 
 function bar(r: WaitResult, total: number, leftS: number): string {

@@ -33,6 +33,7 @@ export class Connection {
   private readonly backlog: Pending[] = [];
   private readonly pushListeners = new Set<(p: Push) => void>();
   private readonly reconnectListeners = new Set<() => void>();
+  private readonly dropListeners = new Set<(code: number, reason: string) => void>();
   private closedByUser = false;
   private opening: Promise<void> | null = null;
 
@@ -116,6 +117,7 @@ export class Connection {
 
   /** The socket dropped: fail what cannot be resent, reconnect, resend the rest. */
   private dropped(code: number, reason: string): void {
+    for (const fn of this.dropListeners) fn(code, reason);
     for (const [id, p] of this.pending) {
       this.pending.delete(id);
       if (p.retry && this.opts.reconnect !== false) this.backlog.push(p);
@@ -178,6 +180,12 @@ export class Connection {
   onPush(fn: (p: Push) => void): () => void {
     this.pushListeners.add(fn);
     return () => this.pushListeners.delete(fn);
+  }
+
+  /** Called when an open connection drops (before reconnecting), with the close code and reason. */
+  onDrop(fn: (code: number, reason: string) => void): () => void {
+    this.dropListeners.add(fn);
+    return () => this.dropListeners.delete(fn);
   }
 
   /** Called after every successful reconnect, before resent requests go out. */

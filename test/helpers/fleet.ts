@@ -42,7 +42,7 @@ export async function simulate(t: TestContext, d: Daemon, args: string[]): Promi
   };
   t.after(stop);
   await until(() => /simulating \d+ nodes/.test(out) || proc.exitCode !== null, 'stated simulate to register');
-  assert.match(out, /^stated: simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
+  assert.match(out, /^\S+ INFO +simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
   return { stop };
 }
 

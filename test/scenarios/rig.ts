@@ -127,5 +127,5 @@ export async function simulate(t: TestContext, d: Daemon, args: string[]): Promi
     clearTimeout(timer);
   });
   await until(() => /simulating \d+ nodes/.test(out) || proc.exitCode !== null, 'stated simulate to register');
-  assert.match(out, /^stated: simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
+  assert.match(out, /^\S+ INFO +simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
 }
