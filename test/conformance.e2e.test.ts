@@ -8,22 +8,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Store } from '../src/store.ts';
 import { type Daemon, connectWs, http, startDaemon } from './helpers/daemon.ts';
+import { sleep, until } from './helpers/poll.ts';
 
 const SCALED = ['--time-scale', '0.01'];
 const DAY = 86_400_000;
 
 interface Logged { seq: number; event: { objtype: string; objname: string; eventtype: string; mode?: string; message?: string } }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function history(d: Daemon, node: string): Promise<Logged[]> {
   const r = await http(d, 'GET', `/v1/nodes/${node}/history?limit=1000`);

@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { type Daemon, http, runCli, startDaemon, statedBin } from './helpers/daemon.ts';
+import { freePort } from './helpers/poll.ts';
 
 async function ok(d: Daemon, args: string[]): Promise<string> {
   const r = await d.runCli(args);
@@ -108,14 +108,6 @@ test('6. help and tables are readable: no colour off a terminal, NODE shown, clo
   const after = (hist.events ?? hist).filter((e: any) => e.seq > seq0).map((e: any) => `${e.event.objtype} ${e.event.eventtype}`);
   assert.deepEqual(after, ['NOTIFY CLEARED'], 'no reboot was started');
 });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARN |ERROR) \S/;
 

@@ -5,22 +5,14 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { repoRoot, startDaemon, statedBin, tempDir } from './helpers/daemon.ts';
+import { freePort } from './helpers/poll.ts';
 
 /** The ```sh blocks of a Markdown text, in order. */
 export function shellBlocks(md: string): string[] {
   return [...md.matchAll(/^```sh\n([^]*?)^```$/gm)].map((m) => m[1]!);
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 test('9. the README walkthrough runs when pasted in order', async (t) => {

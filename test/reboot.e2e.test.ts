@@ -8,12 +8,12 @@
 //   config retryDelay 10 s                         -> 0.1 s
 //   mode_transitions NORMALv2/SHUTDOWN -> RELOAD/SHUTDOWN, RELOAD/RELOADDONE -> NORMALv2/SHUTDOWN
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { after, test, type TestContext } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { type Daemon, connectWs, http, repoRoot, startDaemon, statedBin, tempDir } from './helpers/daemon.ts';
+import { freePort, sleep, until } from './helpers/poll.ts';
+import { simulate } from './helpers/fleet.ts';
 
 const POWER_FIXTURE = path.join(repoRoot, 'test', 'fixtures', 'power.sh');
 const BOOT = ['SHUTDOWN', 'PXEBOOTING', 'BOOTING', 'TBSETUP', 'ISUP'];
@@ -23,28 +23,7 @@ const BOOTING_TIMEOUT_MS = 1800;
 
 interface Logged { seq: number; time: number; event: { objtype: string; objname: string; eventtype: string; mode?: string; message?: string; reason?: Record<string, unknown> } }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
-
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** A port that was free a moment ago: for a daemon that must come back on the same address. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const headSeq = async (d: Daemon): Promise<number> => (await http(d, 'GET', '/healthz', undefined, null)).json.seq;
 
@@ -77,33 +56,6 @@ async function nodeView(d: Daemon, node: string): Promise<any> {
 const states = (h: Logged[]): string[] => h.filter((e) => e.event.objtype === 'TBNODESTATE').map((e) => e.event.eventtype);
 const count = (h: Logged[], objtype: string, eventtype?: string): number =>
   h.filter((e) => e.event.objtype === objtype && (eventtype === undefined || e.event.eventtype === eventtype)).length;
-
-const sims = new Set<ChildProcess>();
-after(() => { for (const p of sims) p.kill('SIGKILL'); });
-
-/**
- * `stated simulate ARGS` against the daemon, in its own process; resolves
- * once it has registered its nodes and itself as their power agent. It
- * outlives daemon restarts on the same address (it reconnects).
- */
-async function simulate(t: TestContext, d: Daemon, args: string[]): Promise<{ out: () => string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', STATED_URL: d.wsUrl, STATED_TOKEN: d.token };
-  const proc = spawn(statedBin, ['simulate', ...args], { cwd: d.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  sims.add(proc);
-  let out = '';
-  proc.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
-  proc.stderr!.setEncoding('utf8').on('data', (s: string) => { out += s; });
-  const exited = new Promise<void>((r) => proc.once('exit', () => { sims.delete(proc); r(); }));
-  t.after(async () => {
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(timer);
-  });
-  await until(() => /simulating \d+ nodes/.test(out) || proc.exitCode !== null, 'stated simulate to register');
-  assert.match(out, /^\S+ INFO  simulating \d+ nodes/m, `stated simulate ${args.join(' ')}: ${out}`);
-  return { out: () => out };
-}
 
 interface AgentAction { type: 'action'; action: string; node: string; command: string; attempt: number; mode: string; nextMode: string | null }
 

@@ -7,16 +7,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, type TestContext } from 'node:test';
 import { type CliResult, type Daemon, connectWs, http, statedBin } from './daemon.ts';
+import { until } from './poll.ts';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
+export { sleep, until } from './poll.ts';
 
 const procs = new Set<ChildProcess>();
 after(() => { for (const p of procs) p.kill('SIGKILL'); });
@@ -26,8 +19,12 @@ function env(d: Daemon, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...rest, NO_COLOR: '1', STATED_URL: d.wsUrl, STATED_TOKEN: d.token, ...extra };
 }
 
-/** `stated simulate ARGS`, registered; stop() ends it (SIGTERM) before the test's end. */
-export async function simulate(t: TestContext, d: Daemon, args: string[]): Promise<{ stop: () => Promise<void> }> {
+/**
+ * `stated simulate ARGS` in its own process, resolved once it has registered its nodes and
+ * itself as their power agent (it outlives daemon restarts on the same address: it reconnects).
+ * stop() ends it (SIGTERM) before the test's end; out() is what it printed.
+ */
+export async function simulate(t: TestContext, d: Daemon, args: string[]): Promise<{ stop: () => Promise<void>; out: () => string }> {
   const proc = spawn(statedBin, ['simulate', ...args], { cwd: d.dir, env: env(d), stdio: ['ignore', 'pipe', 'pipe'] });
   procs.add(proc);
   let out = '';
@@ -42,8 +39,8 @@ export async function simulate(t: TestContext, d: Daemon, args: string[]): Promi
   };
   t.after(stop);
   await until(() => /simulating \d+ nodes/.test(out) || proc.exitCode !== null, 'stated simulate to register');
-  assert.match(out, /^\S+ INFO +simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
-  return { stop };
+  assert.match(out, /^\S+ INFO +simulating \d+ nodes/m, `stated simulate ${args.join(' ')}: ${out}`);
+  return { stop, out: () => out };
 }
 
 /** A CLI run in the background: its output so far, signals, and its end. */

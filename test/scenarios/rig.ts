@@ -6,11 +6,14 @@
 //   NORMALv2/BOOTING 180 REBOOT -> 1.8 s     TBCOMMAND/REBOOT 75 CMDRETRY -> 0.75 s
 //   NORMALv2/TBSETUP 600 NOTIFY -> 6 s       retryDelay 10 s -> 0.1 s, agentGrace 60 s -> 0.6 s
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, type TestContext } from 'node:test';
-import { type Daemon, type WsClient, connectWs, http, startDaemon, statedBin, tempDir } from '../helpers/daemon.ts';
+import type { TestContext } from 'node:test';
+import { type Daemon, type WsClient, connectWs, http, startDaemon, tempDir } from '../helpers/daemon.ts';
+import { until } from '../helpers/poll.ts';
+
+export { simulate } from '../helpers/fleet.ts';
+export { sleep, until } from '../helpers/poll.ts';
 
 export const SCALED = ['--time-scale', '0.01'];
 export const BOOTING_TIMEOUT_MS = 1800;
@@ -20,16 +23,6 @@ export interface Logged {
   seq: number;
   time: number;
   event: { objtype: string; objname: string; eventtype: string; mode?: string; valid?: boolean; message?: string; reason?: Record<string, unknown> };
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(40);
-  }
 }
 
 export interface Rig {
@@ -108,24 +101,3 @@ export const ofType = (h: Logged[], objtype: string, eventtype?: string): Logged
 /** Readable history for assertion messages. */
 export const show = (h: Logged[]): string => h.map((e) => `${e.event.objtype} ${e.event.eventtype}${e.event.valid === false ? ' (invalid)' : ''}`).join('; ');
 
-const sims = new Set<ChildProcess>();
-after(() => { for (const p of sims) p.kill('SIGKILL'); });
-
-/** `stated simulate ARGS` in its own process; resolves once it has registered. */
-export async function simulate(t: TestContext, d: Daemon, args: string[]): Promise<void> {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', STATED_URL: d.wsUrl, STATED_TOKEN: d.token };
-  const proc = spawn(statedBin, ['simulate', ...args], { cwd: d.dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  sims.add(proc);
-  let out = '';
-  proc.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
-  proc.stderr!.setEncoding('utf8').on('data', (s: string) => { out += s; });
-  const exited = new Promise<void>((r) => proc.once('exit', () => { sims.delete(proc); r(); }));
-  t.after(async () => {
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-    await exited;
-    clearTimeout(timer);
-  });
-  await until(() => /simulating \d+ nodes/.test(out) || proc.exitCode !== null, 'stated simulate to register');
-  assert.match(out, /^\S+ INFO +simulating \d+ nodes/, `stated simulate ${args.join(' ')}: ${out}`);
-}
