@@ -2,10 +2,10 @@
 // rides out a kill -9 of the daemon, reconnecting on its own and re-attaching,
 // and reports every node's outcome exactly once (SPEC §3 attach, §5).
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import { Connection, StateWait, type WaitProgress, connect, initStateWait } from '../src/client/index.ts';
 import { type Daemon, http, startDaemon } from './helpers/daemon.ts';
+import { freePort } from './helpers/poll.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,18 +32,6 @@ async function until(what: string, pred: () => boolean | Promise<boolean>, ms = 
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, sleep(ms).then(() => assert.fail(`${what}: not within ${ms} ms`))]);
-}
-
-/** A port nothing listens on (the kernel's pick, released again). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 test('library: kill -9 and restart on the same port; auto-reconnect + re-attach gives the final result, each node settles once (SPEC §3, §5)', async (t) => {
