@@ -53,3 +53,11 @@ test('9. the README walkthrough runs when pasted in order', async (t) => {
   assert.match(r.out, /"accepted":\[\{"seq":\d+,"duplicate":false\},\{"seq":\d+,"duplicate":false\}\]/, 'the curl example was accepted');
   assert.match(r.out, /"ok":true/, '/healthz answered');
 });
+
+// A fence with text after it is no fence in CommonMark: everything up to the next one renders as code.
+test('every README code fence stands on a line of its own (```, or ``` and a language)', () => {
+  const lines = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8').split('\n');
+  const bad = lines.map((l, i) => [i + 1, l] as const).filter(([, l]) => l.startsWith('```') && !/^```[a-z]*$/.test(l));
+  assert.deepEqual(bad, []);
+  assert.equal(lines.filter((l) => l.startsWith('```')).length % 2, 0, 'fences come in pairs');
+});
