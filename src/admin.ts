@@ -4,7 +4,7 @@
  * arguments, is authorized, and runs inside the batch like any event.
  */
 import { type Actor, type Auth, type Role, ROLES, authorizeAdmin, authorizeOperator } from './auth.ts';
-import type { Core } from './core.ts';
+import type { Core } from './nodes.ts';
 import { StatedError } from './errors.ts';
 import { Machine, type Problem, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
 import { checkMode, triggerNames } from './names.ts';

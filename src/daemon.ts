@@ -9,7 +9,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { Admin } from './admin.ts';
 import { Auth } from './auth.ts';
 import { type Config, loadConfig } from './config.ts';
-import { Core, type Committed } from './core.ts';
+import { Core, type Committed } from './nodes.ts';
 import { dashboardPage, tokenForm } from './dashboard/page.ts';
 import { StatedError } from './errors.ts';
 import { Agents } from './drivers/agents.ts';

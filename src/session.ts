@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Admin } from './admin.ts';
 import { type Actor, type Auth, authorizeAgent, authorizeEvent, authorizeForce, authorizeNodes, canSee } from './auth.ts';
-import type { Core, EventResult } from './core.ts';
+import type { Core, EventResult } from './nodes.ts';
 import type { Agents } from './drivers/agents.ts';
 import { StatedError, asStatedError } from './errors.ts';
 import type { Hub, Peer } from './hub.ts';

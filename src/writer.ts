@@ -11,7 +11,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import source from 'virtual:writer-worker';
-import type { BatchWriter } from './core.ts';
+import type { BatchWriter } from './pipeline.ts';
 import { releaseAddonFile, sqliteAddonFile } from './native.ts';
 import type { WriterInit, WriterReply, WriterRequest } from './writer-worker.ts';
 import type { Ops } from './writes.ts';

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../src/config.ts';
-import type { Committed } from '../src/core.ts';
+import type { Committed } from '../src/nodes.ts';
 import { FLEET_DEFAULTS, Fleet } from '../src/simulator/fleet.ts';
 import type { OneShotTrigger } from '../src/types.ts';
 import { FakeClock, T0, makeCore, type TestCore } from './helpers/fake.ts';

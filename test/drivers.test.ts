@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseConfig } from '../src/config.ts';
-import type { Committed } from '../src/core.ts';
+import type { Committed } from '../src/nodes.ts';
 import type { Action, ActionResult, Driver } from '../src/drivers/action.ts';
 import { Agents } from '../src/drivers/agents.ts';
 import { CommandDriver } from '../src/drivers/command.ts';

@@ -1,4 +1,4 @@
-// The core with a writer (core.ts BatchWriter): batches are recorded and
+// The core with a writer (pipeline.ts BatchWriter): batches are recorded and
 // handed over, acknowledged only once the writer reports the commit (SPEC §2
 // "committed before acknowledged"); exclusive jobs see only committed state;
 // a lost batch fails its jobs and those behind it, and memory is rebuilt from
@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { Core, type BatchWriter } from '../src/core.ts';
+import { Core } from '../src/nodes.ts';
+import type { BatchWriter } from '../src/pipeline.ts';
 import { StatedError } from '../src/errors.ts';
 import { Store } from '../src/store.ts';
 import { ARITY, OP, type Ops, WriteApplier } from '../src/writes.ts';

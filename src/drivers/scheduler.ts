@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { DriverConfig } from '../config.ts';
-import type { Core } from '../core.ts';
+import type { Core } from '../nodes.ts';
 import type { Action, Driver } from './action.ts';
 
 /** About 10 s of retries: a lost batch is rebuilt within one commit; a store that keeps failing is not. */

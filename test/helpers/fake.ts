@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
-import { Core, type Committed, type CoreConfig } from '../../src/core.ts';
+import { Core, type Committed, type CoreConfig } from '../../src/nodes.ts';
 import type { EngineContext } from '../../src/engine.ts';
 import { Machine, parseEmulabSql } from '../../src/machine.ts';
 import { Store } from '../../src/store.ts';

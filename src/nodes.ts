@@ -1,22 +1,23 @@
 /**
- * The one writer. Every input — an event from a socket, a timeout that
- * expired, a driver's result, an operator's change — is a job in one queue;
- * each tick turns the queue into batches of at most MAX_BATCH jobs, each one
- * SQLite transaction (group commit). With a writer thread (writer.ts) a
- * batch's writes are recorded here and committed there while the next batch
- * is built. Only after the commit are senders acknowledged, subscribers and
- * waiters pushed, and effects run. Memory (nodes, seq, timers, waits)
- * mirrors SQLite and is rebuilt from it if a batch ever fails.
+ * The node domain: every node's state in memory (mirroring SQLite), its
+ * deadlines and the waits on it, changed only by applying inputs through the
+ * pure engine (engine.ts). An input's emitted events are logged and applied
+ * in the same job, each with its own seq; what a batch logged, the wait
+ * updates and the effects to run are its output, handed on once it commits.
+ *
+ * Core is also the door to the job pipeline (pipeline.ts) that runs every
+ * change as a job in a batch: callers hold one object, `core`, and run jobs
+ * on it with core.run(fn) / core.submit(fn); fn gets the Core back.
  */
 import { apply, type CommandVerdict, type Effect, type EngineContext, type EngineInput } from './engine.ts';
-import { StatedError, asStatedError } from './errors.ts';
+import { StatedError } from './errors.ts';
 import { Machine } from './machine.ts';
-import type { RecordedBatch, Store } from './store.ts';
+import { Pipeline, type BatchDomain, type BatchWriter, type JobDone, type JobOptions } from './pipeline.ts';
+import type { Store } from './store.ts';
 import { Timers } from './timers.ts';
 import type { LoggedEvent, NodeState, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 import { Waits, type WaitUpdate } from './waits.ts';
-import type { Ops } from './writes.ts';
 
 export interface CoreConfig {
   timeScale: number;
@@ -46,65 +47,17 @@ export interface EventResult {
   valid?: false;
 }
 
-/** Called once a job's batch has committed (err null) or the job or its batch failed. */
-export type JobDone<T> = (err: unknown, value: T | undefined) => void;
-
-export interface JobOptions {
-  /** The job checks everything before its first write: no savepoint needed (the event hot path). */
-  checksFirst?: boolean;
-  /**
-   * The job runs only when every earlier batch has committed, on the core's
-   * own connection: for writes the writer thread does not carry (tokens,
-   * definitions), and for reads that must show only what is durable.
-   */
-  exclusive?: boolean;
-}
-
-interface Job {
-  fn: (core: Core) => unknown;
-  checksFirst: boolean;
-  exclusive: boolean;
-  done: JobDone<never>;
-  /** Filled in by the batch: the job's outcome, reported after the commit. */
-  failed: boolean;
-  value: unknown;
-}
-
-/**
- * Commits recorded batches elsewhere (writer.ts: a worker thread), in order,
- * so that SQLite's work on one batch overlaps the building of the next.
- */
-export interface BatchWriter {
-  /** Commits one batch as one transaction; `done` is called once, in submission order. */
-  write(ops: Ops, done: (err: Error | null) => void): void;
-  /** Batches written and not yet reported. */
-  readonly inFlight: number;
-}
-
-/** Batches handed to the writer and not yet committed: one committing, one waiting. */
-const MAX_IN_FLIGHT = 2;
-
-/**
- * Most jobs in one pipelined batch. Without a bound a burst becomes one batch
- * that the writer then commits while this thread waits for the next burst —
- * which only comes once that commit is acknowledged; a bounded batch keeps
- * both threads busy (bench/run.ts: ratio 0.4 unbounded, 0.5-0.7 at 1000) and
- * bounds the wait of the first event of a burst for its acknowledgement.
- */
-const MAX_BATCH = 1000;
-
 /** A guard against definitions whose triggers feed each other forever. */
 const MAX_CHAIN = 256;
 
-export class Core {
+/** Every node in memory, and the door to the pipeline that runs jobs on them. */
+export class Core implements BatchDomain<Committed> {
   readonly nodes = new Map<string, NodeState>();
   readonly timers = new Timers();
   readonly waits: Waits;
   machine!: Machine;
   /** The last seq assigned (memory; with a writer thread, maybe not yet committed). */
   seq = 0;
-  /** The last seq known committed: what the outside world is shown as the log's head. */
-  committedSeq = 0;
   /** Called after every commit; the daemon fans out from here. */
   onCommit: (c: Committed) => void = () => {};
   /**
@@ -112,28 +65,17 @@ export class Core {
    * deadlines it held may now be due (the daemon fires them and re-arms).
    */
   onRebuilt: (err: Error) => void = () => {};
-  /** When false (unit tests), nothing ticks by itself: call tick(). */
-  autoTick = true;
   /**
    * Why no driver can run actions for the node, or null if one can (the
    * daemon's drivers decide; SPEC §4 E_NO_DRIVER). Consulted per command, never per event.
    */
   noDriver: (n: NodeState) => string | null = () => null;
 
-  private queue: Job[] = [];
-  private scheduled = false;
-  /** A pipelined batch failed: no new batch until the ones in flight are answered and memory is rebuilt. */
-  private broken: Error | null = null;
+  private readonly pipeline: Pipeline<Core, Committed>;
   private pending: { event: StatedEvent; forced: boolean }[] = [];
   private out: Committed = { events: [], waits: [], effects: [] };
   private dirty = new Set<string>();
   private dirtyTriggers = new Set<string>();
-  /**
-   * Runs one job in a savepoint of the open batch. Built once: db.transaction()
-   * builds four wrapper functions per call, which cost more than the job itself
-   * (bench/run.ts: 5 us of the daemon's 27 us per event).
-   */
-  private readonly inSavepoint: (job: Job) => unknown;
   private readonly genIsup: ReadonlySet<string>;
   private readonly ctxCache: EngineContext;
 
@@ -142,47 +84,23 @@ export class Core {
     readonly config: CoreConfig,
     readonly clock: () => number = Date.now,
     /** null: every batch commits at once on the store's connection (tests, tools). */
-    private readonly writer: BatchWriter | null = null,
+    writer: BatchWriter | null = null,
   ) {
     this.waits = new Waits(store);
-    this.inSavepoint = store.db.transaction((job: Job) => {
-      const v = job.fn(this);
-      this.settle();
-      return v;
-    });
     this.genIsup = new Set(config.genIsupTypes);
     this.load();
     this.ctxCache = {
       machine: this.machine, now: 0, timeScale: config.timeScale, maxRebootAttempts: config.maxRebootAttempts,
       retryDelay: config.retryDelay, genIsupTypes: this.genIsup, staleTimeoutAge: config.staleTimeoutAge, seq: 0,
     };
+    this.pipeline = new Pipeline<Core, Committed>(store, this, writer);
   }
 
-  /** (Re)builds every in-memory index from SQLite. */
-  load(): void {
-    this.machine = new Machine(this.store.loadDefinition());
-    this.nodes.clear();
-    for (const n of this.store.loadNodes()) this.nodes.set(n.id, n);
-    this.seq = this.store.maxSeq();
-    this.committedSeq = this.seq;
-    this.waits.load();
-    this.timers.compact(this.liveDeadlines());
-  }
+  // --- jobs: run by the pipeline, in batches --------------------------------
 
-  private *liveDeadlines(): Iterable<{ at: number; node: string }> {
-    for (const n of this.nodes.values()) if (n.timeout) yield { at: n.timeout.at, node: n.id };
-  }
-
-  /**
-   * Queues a job for the next batch; resolves after its batch commits. A job
-   * that throws a StatedError has its writes rolled back alone (a savepoint);
-   * `checksFirst` says it validates before writing anything, which saves the
-   * savepoint's two statements on the event hot path.
-   */
+  /** Queues a job for the next batch; resolves after its batch commits (pipeline.ts). */
   run<T>(fn: (core: Core) => T, opts: JobOptions = {}): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      this.submit(fn, opts, (err, value) => (err === null ? resolve(value as T) : reject(err)));
-    });
+    return this.pipeline.run(fn, opts);
   }
 
   /** A read of memory that shows only what is committed (an exclusive job that writes nothing). */
@@ -192,153 +110,76 @@ export class Core {
 
   /** As run(), with a callback: the event hot path spends no promise per event. */
   submit<T>(fn: (core: Core) => T, opts: JobOptions, done: JobDone<T>): void {
-    this.queue.push({
-      fn, checksFirst: opts.checksFirst === true, exclusive: opts.exclusive === true,
-      done: done as JobDone<never>, failed: false, value: undefined,
-    });
-    this.schedule();
+    this.pipeline.submit(fn, opts, done);
   }
 
-  private schedule(): void {
-    if (this.autoTick && !this.scheduled && this.queue.length > 0) {
-      this.scheduled = true;
-      setImmediate(() => this.tick());
-    }
+  /** Runs the queued jobs now (autoTick off: unit tests). */
+  tick(): void {
+    this.pipeline.tick();
+  }
+
+  /** Resolves once every queued job has committed (a clean stop). */
+  drain(): Promise<void> {
+    return this.pipeline.drain();
   }
 
   /** True when nothing is queued or being committed. */
   get idle(): boolean {
-    return this.queue.length === 0 && (this.writer === null || this.writer.inFlight === 0);
+    return this.pipeline.idle;
   }
 
-  /** Resolves once every queued job has committed (a clean stop). */
-  async drain(): Promise<void> {
-    while (!this.idle) {
-      this.tick();
-      if (this.idle) return;
-      await new Promise((r) => setTimeout(r, 2));
-    }
+  /** The last seq known committed: what the outside world is shown as the log's head. */
+  get committedSeq(): number {
+    return this.pipeline.committedSeq;
   }
 
-  /**
-   * Drains the queue into batches. Without a writer thread: one transaction
-   * here, then acknowledge and fan out. With one: runs of ordinary jobs are
-   * recorded and handed over (at most MAX_IN_FLIGHT at once; the next tick
-   * comes with a commit), and an exclusive job waits until all of them have
-   * committed, then runs here as a batch of its own.
-   */
-  tick(): void {
-    this.scheduled = false;
-    const w = this.writer;
-    while (this.queue.length > 0) {
-      if (w === null) {
-        // One batch per tick: what its acknowledgements queue goes in the next.
-        this.runHere(this.take(() => true));
+  /** When false (unit tests), nothing ticks by itself: call tick(). */
+  get autoTick(): boolean {
+    return this.pipeline.autoTick;
+  }
+
+  set autoTick(on: boolean) {
+    this.pipeline.autoTick = on;
+  }
+
+  // --- the pipeline's hooks (BatchDomain) -------------------------------------
+
+  /** (Re)builds every in-memory index from SQLite. */
+  load(): void {
+    this.machine = new Machine(this.store.loadDefinition());
+    this.nodes.clear();
+    for (const n of this.store.loadNodes()) this.nodes.set(n.id, n);
+    this.seq = this.store.maxSeq();
+    this.waits.load();
+    this.timers.compact(this.liveDeadlines());
+  }
+
+  private *liveDeadlines(): Iterable<{ at: number; node: string }> {
+    for (const n of this.nodes.values()) if (n.timeout) yield { at: n.timeout.at, node: n.id };
+  }
+
+  /** Logs and applies the events that inputs emitted, in order, each with its own seq. */
+  settle(): void {
+    let count = 0;
+    while (this.pending.length > 0) {
+      const { event, forced } = this.pending.shift()!;
+      if (++count > MAX_CHAIN) {
+        this.pending = [];
+        this.logAndApply({ objtype: 'NOTIFY', objname: event.objname, eventtype: 'TRIGGER_LOOP',
+          message: `${event.objname}: more than ${MAX_CHAIN} generated events from one input; stopped` }, false, false);
         return;
       }
-      if (this.broken !== null || w.inFlight >= MAX_IN_FLIGHT) return;
-      let ok: boolean;
-      if (this.queue[0]!.exclusive) {
-        if (w.inFlight > 0) return;
-        ok = this.runHere(this.take((j) => j.exclusive));
-      } else {
-        ok = this.runPipelined(w, this.take((j) => !j.exclusive, MAX_BATCH));
-      }
-      // After a rebuild the rest waits for the next turn of the event loop:
-      // a store that keeps failing must never hold this loop.
-      if (!ok) return;
+      this.logAndApply(event, forced, false);
     }
   }
 
-  /** Removes and returns the queue's leading jobs that pass `test`. */
-  private take(test: (j: Job) => boolean, max = Infinity): Job[] {
-    let n = 0;
-    while (n < this.queue.length && n < max && test(this.queue[n]!)) n++;
-    if (n === this.queue.length) {
-      const all = this.queue;
-      this.queue = [];
-      return all;
-    }
-    return this.queue.splice(0, n);
+  /** A refused job's emitted events die with it. */
+  dropPending(): void {
+    this.pending = [];
   }
 
-  /** One transaction on the store's own connection, committed before this returns; false if it was lost. */
-  private runHere(jobs: Job[]): boolean {
-    try {
-      this.store.transaction(() => {
-        for (const job of jobs) this.runJob(job);
-        this.saveDirty();
-      });
-    } catch (err) {
-      // The batch is gone: SQLite rolled back, so memory must follow.
-      this.reset();
-      this.load();
-      const e = asStatedError(err);
-      for (const job of jobs) job.done(e, undefined);
-      this.onRebuilt(e);
-      this.schedule();
-      return false;
-    }
-    const committed = this.out;
-    this.reset();
-    this.committedSeq = this.seq;
-    this.finish(jobs, committed);
-    return true;
-  }
-
-  /**
-   * Records the jobs' writes and hands them to the writer; acknowledges when
-   * it reports the commit. False if the batch could not even be built.
-   */
-  private runPipelined(w: BatchWriter, jobs: Job[]): boolean {
-    let batch: RecordedBatch;
-    this.store.record();
-    try {
-      for (const job of jobs) this.runJob(job);
-      this.saveDirty();
-      batch = this.store.takeBatch();
-    } catch (err) {
-      // Memory may be half-changed and batches before this one are still in
-      // flight: stop, and rebuild from SQLite once they are answered.
-      this.store.takeBatch();
-      this.reset();
-      const e = asStatedError(err);
-      for (const job of jobs) job.done(e, undefined);
-      this.broke(e);
-      return false;
-    }
-    const committed = this.out;
-    const seq = this.seq;
-    this.reset();
-    w.write(batch.ops, (err) => {
-      if (err !== null) {
-        const e = asStatedError(err);
-        for (const job of jobs) job.done(e, undefined);
-        this.broke(e);
-        return;
-      }
-      this.store.committed(batch);
-      this.committedSeq = seq;
-      this.finish(jobs, committed);
-      if (this.broken !== null) this.broke(this.broken);
-      else this.tick();
-    });
-    return true;
-  }
-
-  /** After a lost pipelined batch: the batches after it are refused too; once all are answered, reload. */
-  private broke(err: Error): void {
-    this.broken ??= err; // the first loss is the cause; the refusals behind it only follow from it
-    if (this.writer !== null && this.writer.inFlight > 0) return; // the last answer calls again
-    const cause = this.broken;
-    this.broken = null;
-    this.store.rolledBack();
-    this.load();
-    this.onRebuilt(cause);
-    this.schedule();
-  }
-
-  private saveDirty(): void {
+  /** Saves the nodes the batch changed: once per batch, however many events touched them. */
+  flush(): void {
     for (const id of this.dirty) {
       const n = this.nodes.get(id);
       if (n) this.store.saveNode(n);
@@ -349,45 +190,19 @@ export class Core {
     }
   }
 
-  private finish(jobs: Job[], committed: Committed): void {
-    for (const job of jobs) {
-      if (job.failed) job.done(job.value, undefined);
-      else job.done(null, job.value as never);
-    }
-    this.onCommit(committed);
+  /** What the batch logged, the wait updates and the effects: handed on once it commits. */
+  takeOutput(): Committed {
+    const out = this.out;
+    this.discard();
+    return out;
   }
 
-  private reset(): void {
+  /** Starts the next batch empty (after a commit, or a loss). */
+  discard(): void {
     this.out = { events: [], waits: [], effects: [] };
     this.dirty.clear();
     this.dirtyTriggers.clear();
     this.pending = [];
-  }
-
-  /**
-   * Runs one job in a savepoint. A StatedError thrown by validation (before
-   * anything changed) rolls back only this job; anything else fails the batch.
-   */
-  private runJob(job: Job): void {
-    // Every write an event makes follows its seq, so an unchanged seq means nothing was logged.
-    const mark = this.seq;
-    const recorded = this.store.mark;
-    try {
-      // Recorded writes need no savepoint: a failed job's ops are cut off below.
-      job.value = job.checksFirst || this.store.isRecording ? this.runPlain(job) : this.inSavepoint(job);
-    } catch (err) {
-      if (!(err instanceof StatedError) || this.seq !== mark) throw err;
-      this.store.truncate(recorded);
-      this.pending = [];
-      job.failed = true;
-      job.value = err;
-    }
-  }
-
-  private runPlain(job: Job): unknown {
-    const v = job.fn(this);
-    this.settle();
-    return v;
   }
 
   // --- inside a batch ---------------------------------------------------------
@@ -523,21 +338,6 @@ export class Core {
     if (updates.length > 0) this.out.waits.push(...updates);
     result.seq = seq;
     return result;
-  }
-
-  /** Logs and applies the events that inputs emitted, in order, each with its own seq. */
-  private settle(): void {
-    let count = 0;
-    while (this.pending.length > 0) {
-      const { event, forced } = this.pending.shift()!;
-      if (++count > MAX_CHAIN) {
-        this.pending = [];
-        this.logAndApply({ objtype: 'NOTIFY', objname: event.objname, eventtype: 'TRIGGER_LOOP',
-          message: `${event.objname}: more than ${MAX_CHAIN} generated events from one input; stopped` }, false, false);
-        return;
-      }
-      this.logAndApply(event, forced, false);
-    }
   }
 
   /** Adds a node (inside a batch). */
