@@ -47,6 +47,17 @@ export function apply(node: NodeState, input: EngineInput, ctx: EngineContext): 
   }
 }
 
+/**
+ * §4.3: a node that reports a state while a reboot stated drives still waits
+ * for its SHUTDOWN went down unseen (a hard power cycle says nothing). stated
+ * then logs that SHUTDOWN itself, before the reported state, as Emulab's power
+ * tool did: a wait for SHUTDOWN,ISUP and the mode transitions at SHUTDOWN
+ * (NORMALv2 -> RELOAD for os_load) see the boot in its order.
+ */
+export function impliedShutdown(n: NodeState, state: string): boolean {
+  return n.reboot.awaitingShutdown && state !== 'SHUTDOWN';
+}
+
 function enterState(s: Step, state: string, forced: boolean): Outcome {
   // The tables judge what nodes report; a state stated itself forces is not "invalid".
   const { machine } = s.ctx;

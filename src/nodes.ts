@@ -9,7 +9,7 @@
  * change as a job in a batch: callers hold one object, `core`, and run jobs
  * on it with core.run(fn) / core.submit(fn); fn gets the Core back.
  */
-import { apply, type CommandVerdict, type Effect, type EngineContext, type EngineInput } from './engine.ts';
+import { apply, type CommandVerdict, type Effect, type EngineContext, type EngineInput, impliedShutdown } from './engine.ts';
 import { StatedError } from './errors.ts';
 import { Machine } from './machine.ts';
 import { Pipeline, type BatchDomain, type BatchWriter, type JobDone, type JobOptions } from './pipeline.ts';
@@ -294,9 +294,16 @@ export class Core implements BatchDomain<Committed> {
 
   private logAndApply(e: StatedEvent, forced: boolean, force: boolean): EventResult {
     const result: EventResult = { seq: 0, duplicate: false };
-    const n = this.nodes.get(e.objname);
+    let n = this.nodes.get(e.objname);
     switch (e.objtype) {
       case 'TBNODESTATE':
+        if (n && !forced && impliedShutdown(n, e.eventtype)) {
+          // Its SHUTDOWN and all it sets off come first, in their own seqs. A reported state
+          // comes from applyEvent with nothing pending, so settle() runs only SHUTDOWN's own.
+          this.logAndApply({ objtype: 'TBNODESTATE', objname: n.id, eventtype: 'SHUTDOWN' }, true, false);
+          this.settle();
+          n = this.nodes.get(e.objname);
+        }
         if (n) {
           e.mode = n.mode;
           const o = this.handle(n, { kind: 'state', state: e.eventtype, forced }, this.seq + 1);

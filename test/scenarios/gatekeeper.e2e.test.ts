@@ -28,6 +28,35 @@ test('point 1 / row "power cycle, node never says SHUTDOWN, boots normally": exa
   assert.doesNotMatch(st.stdout, /CMDRETRY/);
 });
 
+// Review of issue 9: every README power-controller example's REBOOT is a hard power action, so the
+// node never says SHUTDOWN; a `node_reboot -w` (SHUTDOWN,ISUP) must still end when the node is up.
+test('point 1 with -w: a power-cycled node that never says SHUTDOWN completes node_reboot -w (stated logs its SHUTDOWN first)', async (t) => {
+  const rig = await commandRig(t, ['a4']);
+  const cli = rig.d.runCli(['node_reboot', '-w', '-u', '1', '-t', '30', 'a4'], { timeoutMs: 40_000 });
+  await until(() => rig.actions('a4').length === 1, 'the power cycle');
+  await rig.say('a4', 'PXEBOOTING', 'BOOTING', 'TBSETUP', 'ISUP');
+  const r = await cli;
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^finished 1\/1: a4$/m);
+  const h = await rig.history('a4');
+  // The SHUTDOWN stated logs stands before the state that showed the node booting, in its own seq.
+  assert.deepEqual(states(h), ['SHUTDOWN', 'PXEBOOTING', 'BOOTING', 'TBSETUP', 'ISUP'], show(h));
+  assert.deepEqual(ofType(h, 'NOTIFY', 'INVALID_TRANSITION'), [], show(h));
+  assert.deepEqual(rig.actions(), ['REBOOT a4']);
+});
+
+// The mode transition at SHUTDOWN (NORMALv2 -> RELOAD) must happen for a hard power cycle too.
+test('os_load through a hard power cycle: the node goes through RELOAD though it never says SHUTDOWN', async (t) => {
+  const rig = await commandRig(t, ['r4']);
+  const cli = rig.d.runCli(['os_load', '-u', '1', '-t', '30', 'r4'], { timeoutMs: 40_000 });
+  await until(() => rig.actions('r4').length === 1, 'the power cycle');
+  await rig.say('r4', 'PXEBOOTING', 'BOOTING', 'RELOADSETUP', 'RELOADING', 'RELOADDONE');
+  const r = await cli;
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  const h = await rig.history('r4');
+  assert.ok(h.some((e) => e.event.objtype === 'TBNODESTATE' && e.event.eventtype === 'RELOADDONE' && e.event.mode === 'RELOAD'), show(h));
+});
+
 test('point 2 / row "node says SHUTDOWN then stalls; node_reboot again": a new action runs, not joined — also from TBFAILED, PXEBOOTING, POWEROFF, TBSETUP', async (t) => {
   // Where each node stops after its SHUTDOWN: NORMALv2 has no REBOOT timeout in any of them.
   const stops: Record<string, string[]> = {
