@@ -1,9 +1,9 @@
 /**
  * The dashboard's wiring: the token, the snapshot (GET /v1/nodes), the live
  * subscription (resumed with `since` after every drop, so nothing is missed
- * and nothing polled), `status` for the fields events do not carry, waits and
- * boot statistics, and one render per animation frame however many events
- * arrived in it.
+ * and the fleet is never polled), `status` for the fields events do not
+ * carry, waits (GET /v1/waits) and boot statistics (GET /v1/stats), and one
+ * render per animation frame however many events arrived in it.
  */
 import type { StatedEvent } from '../../types.ts';
 import type { NodeView } from '../../views.ts';
