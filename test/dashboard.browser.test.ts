@@ -10,6 +10,7 @@ import { createServer } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Page } from 'puppeteer-core';
+import { duration } from '../src/dashboard/browser/format.ts';
 import { newPage } from './helpers/browser.ts';
 import { type Daemon, connectWs, http, startDaemon, tempDir } from './helpers/daemon.ts';
 
@@ -165,20 +166,15 @@ test('reboots in progress with attempt n/max and what they wait for, pending tim
   await page.waitForFunction(() => /sim1/.test(document.querySelector('#timeouts')?.textContent ?? ''), { timeout: 5000 });
   assert.match(await text(page, '#timeouts tr[data-node="sim1"]'), /NORMALv2\/BOOTING\s*REBOOT\s*(2m5\ds|3m00s) left/);
 
-  // Open waits (GET /v1/waits comes with issue 11; until then the panel says the daemon has none to list).
+  // Open waits, read from GET /v1/waits (more in the waits test below).
   const c = await connectWs(d);
   t.after(() => c.close());
   const w = await c.request('initStateWait', { states: ['ISUP'], nodes: ['sim1', 'sim2'] });
   assert.equal(w.ok, true, JSON.stringify(w));
   await post(d, [{ objtype: 'TBCOMMAND', objname: 'sim3', eventtype: 'REBOOT' }]);
-  if ((await http(d, 'GET', '/v1/waits')).status === 200) {
-    await page.waitForFunction((id) => /0\/2 done/.test(document.querySelector(`[data-wait="${id}"]`)?.textContent ?? ''), { timeout: 5000 }, w.wait);
-    await post(d, [state('sim1', 'ISUP')]);
-    await page.waitForFunction((id) => /1\/2 done/.test(document.querySelector(`[data-wait="${id}"]`)?.textContent ?? ''), { timeout: 5000 }, w.wait);
-  } else {
-    t.diagnostic('GET /v1/waits is not there yet (issue 11): the panel must say so');
-    assert.match(await text(page, '#waits'), /does not list waits/);
-  }
+  await page.waitForFunction((id) => /0\/2 done/.test(document.querySelector(`[data-wait="${id}"]`)?.textContent ?? ''), { timeout: 5000 }, w.wait);
+  await post(d, [state('sim1', 'ISUP')]);
+  await page.waitForFunction((id) => /1\/2 done/.test(document.querySelector(`[data-wait="${id}"]`)?.textContent ?? ''), { timeout: 5000 }, w.wait);
 
   // Boot times: a live SHUTDOWN -> ISUP pair counts for the node's type.
   const boots = async (): Promise<number> => Number(await page.$eval('#boots', (e) => e.querySelector('tr[data-type="sim"] td:nth-child(2)')?.textContent ?? '0'));
@@ -192,6 +188,136 @@ test('reboots in progress with attempt n/max and what they wait for, pending tim
   await page.waitForFunction(() => document.querySelector<HTMLDialogElement>('#history')?.open && /BOOTING/.test(document.querySelector('#h-events')?.textContent ?? ''), { timeout: 5000 });
   const seq = await post(d, [state('sim1', 'TBSETUP')]);
   await page.waitForSelector(`#h-events tr[data-seq="${seq}"]`, { timeout: 5000 });
+  assert.deepEqual(errors, []);
+});
+
+/** The text of the wait's entry in the waits panel ('' while it is not there). */
+const waitText = (page: Page, id: string): Promise<string> => page.evaluate((id) => document.querySelector(`#waits [data-wait="${id}"]`)?.textContent ?? '', id);
+function waitShows(page: Page, id: string, re: RegExp, timeout = 10_000): Promise<unknown> {
+  return page.waitForFunction((id, src) => new RegExp(src).test(document.querySelector(`#waits [data-wait="${id}"]`)?.textContent ?? ''), { timeout, polling: 200 }, id, re.source);
+}
+
+test('open waits as GET /v1/waits lists them: a waitForState shows on a quiet fleet, moves with its nodes, names a failed node and why, and leaves when its owner collects it', async (t) => {
+  const d = await daemon(t, ['--simulate', '3', '--time-scale', '0.01'], { retryDelay: 1, drivers: { bad: { kind: 'command', commands: { REBOOT: ['false'] } } } });
+  assert.equal((await d.runCli(['node', 'add', 'pc1', '--type', 'bad', '--state', 'ISUP'])).code, 0);
+  const { page, errors } = await open(t, d);
+  assert.equal(await text(page, '#waits'), 'none');
+
+  // The CLI in the background: registering a wait is no event, yet the panel must show it.
+  const cli = d.runCli(['waitForState', 'sim1', 'sim2', '-t', '120']);
+  let id = '';
+  for (let i = 0; !id; i++) {
+    assert.ok(i < 100, 'waitForState registers its wait');
+    await new Promise((r) => setTimeout(r, 100));
+    id = ((await http(d, 'GET', '/v1/waits')).json.waits as { wait: string; remaining: string[] }[]).find((w) => w.remaining.join() === 'sim1,sim2')?.wait ?? '';
+  }
+  await waitShows(page, id, /for ISUP: 0\/2 done.*waiting on sim1 sim2/);
+  assert.equal(await text(page, '#n-waits'), '1');
+
+  // A simulated reboot of sim1 (node_reboot -w, its own wait meanwhile): the CLI's wait is half done.
+  const r1 = await d.runCli(['node_reboot', '-w', 'sim1']);
+  assert.equal(r1.code, 0, r1.stderr);
+  await waitShows(page, id, /1\/2 done.*waiting on sim2$/);
+  assert.doesNotMatch(await waitText(page, id), /sim1/, 'sim1 is no longer waited on');
+
+  // A wait whose node fails: counted as failed, with the node, the reason's code and the reason.
+  const c = await connectWs(d);
+  t.after(() => c.close());
+  const bad = await c.request('initStateWait', { states: ['ISUP'], nodes: ['pc1'], command: 'REBOOT' });
+  assert.equal(bad.ok, true, JSON.stringify(bad));
+  await waitShows(page, bad.wait, /0\/1 done, 1 failed/, 30_000);
+  const listed = ((await http(d, 'GET', '/v1/waits')).json.waits as { wait: string; failed: { node: string; reason: string; code: string }[] }[]).find((w) => w.wait === bad.wait)!;
+  const f = listed.failed[0]!;
+  const shown = await waitText(page, bad.wait);
+  assert.ok(shown.includes(`${f.node} ${f.code} ${f.reason}`), `the failure ${JSON.stringify(f)} in: ${shown}`);
+  assert.match(shown, /finished/, 'no node left to wait on');
+
+  // sim2 comes up: the CLI's wait is done, the CLI collects it and it leaves the panel, with no event to say so.
+  const r2 = await d.runCli(['node_reboot', '-w', 'sim2']);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal((await cli).code, 0);
+  await page.waitForFunction((id) => !document.querySelector(`#waits [data-wait="${id}"]`), { timeout: 10_000, polling: 200 }, id);
+  // The failed one leaves when its owner ends it too.
+  assert.equal((await c.request('endStateWait', { wait: bad.wait })).ok, true);
+  await page.waitForFunction(() => document.querySelector('#waits')?.textContent === 'none', { timeout: 10_000, polling: 200 });
+  assert.equal(await text(page, '#n-waits'), '');
+  assert.deepEqual(errors, []);
+});
+
+test("boot figures from GET /v1/stats: a boot before the page opened shows with the daemon's figures, one seen live adds to them, a reload counts nothing twice", async (t) => {
+  const d = await daemon(t, ['--simulate', '3', '--time-scale', '0.01']);
+  const r1 = await d.runCli(['node_reboot', '-w', 'sim1']);
+  assert.equal(r1.code, 0, r1.stderr);
+  const before = (await http(d, 'GET', '/v1/stats')).json;
+  const sim = before.types.find((x: { type: string }) => x.type === 'sim');
+  assert.equal(sim.boots.count, 1);
+  const { page, errors } = await open(t, d);
+  const row = (): Promise<string[]> => page.$$eval('#boots tr[data-type="sim"] td', (tds) => tds.map((x) => x.textContent ?? ''));
+  await page.waitForSelector('#boots tr[data-type="sim"]', { timeout: 5000 });
+  const [type, count, p50, p95, max] = await row();
+  assert.deepEqual([type, count], ['sim', '1'], 'the boot before the page opened, from the daemon');
+  assert.deepEqual([p50, p95, max], [sim.boots.p50, sim.boots.p95, sim.boots.max].map(duration), "the daemon's percentiles");
+  assert.match(await text(page, '#boots-since'), /^since /);
+
+  const r2 = await d.runCli(['node_reboot', '-w', 'sim2']);
+  assert.equal(r2.code, 0, r2.stderr);
+  await page.waitForFunction(() => document.querySelector('#boots tr[data-type="sim"] td:nth-child(2)')?.textContent === '2', { timeout: 5000, polling: 200 });
+  await page.reload();
+  await page.waitForSelector('.link.live', { timeout: 15_000 });
+  await page.waitForFunction(() => document.querySelector('#boots tr[data-type="sim"] td:nth-child(2)')?.textContent === '2', { timeout: 5000, polling: 200 });
+  assert.equal((await http(d, 'GET', '/v1/stats')).json.types.find((x: { type: string }) => x.type === 'sim').boots.count, 2);
+  assert.equal((await row())[1], '2', 'a reload counts each boot once');
+  assert.deepEqual(errors, []);
+});
+
+test("a user token: the stats panel says calmly that the fleet's figures are not its to read, and the grid and its waits still work", async (t) => {
+  const d = await daemon(t, ['--simulate', '2']);
+  assert.equal((await d.runCli(['node', 'add', 'lab1', 'lab2', '--project', 'lab', '--state', 'ISUP'])).code, 0);
+  const created = await d.runCli(['token', 'create', '--role', 'user', '--project', 'lab']);
+  assert.equal(created.code, 0, created.stderr);
+  const user = created.stdout.trim();
+  assert.equal((await http(d, 'GET', '/v1/stats', undefined, user)).status, 403, 'the daemon refuses it');
+  const { page, errors } = await newPage(t);
+  await page.goto(`${d.url}/?token=${encodeURIComponent(user)}`);
+  await page.waitForSelector('.link.live', { timeout: 15_000 });
+  await page.waitForFunction(() => /for operator and admin tokens/.test(document.querySelector('#boots')?.textContent ?? ''), { timeout: 5000 });
+  assert.match(await text(page, '#boots'), /needs an operator or admin token/, "the daemon's own words");
+  assert.equal(await page.$eval('#link', (e) => e.className), 'link live', 'still live: a refused panel is not a refused token');
+  // The grid still follows its nodes, and a boot it sees live is still counted.
+  await page.waitForFunction(() => document.querySelectorAll('.tile').length === 2, { timeout: 5000 });
+  await post(d, [state('lab2', 'SHUTDOWN')]);
+  await shows(page, 'lab2', 'SHUTDOWN', 5000);
+  await post(d, [state('lab2', 'ISUP')]);
+  await shows(page, 'lab2', 'ISUP', 5000);
+  await page.waitForFunction(() => document.querySelector('#boots tr[data-type="pc"] td:nth-child(2)')?.textContent === '1', { timeout: 5000, polling: 200 });
+  // Its waits: those on its project's nodes, not another project's.
+  const c = await connectWs(d);
+  t.after(() => c.close());
+  const mine = await c.request('initStateWait', { states: ['TBSETUP'], nodes: ['lab1'] });
+  const theirs = await c.request('initStateWait', { states: ['TBSETUP'], nodes: ['sim1'] });
+  await waitShows(page, mine.wait, /0\/1 done/);
+  assert.equal(await page.$(`#waits [data-wait="${theirs.wait}"]`), null);
+  assert.deepEqual(errors, []);
+});
+
+test('a reboot waiting for its driver (no driver for the type, within the agent grace period) says so, until an agent takes it', async (t) => {
+  const d = await daemon(t, [], { agentGrace: 600 });
+  assert.equal((await d.runCli(['node', 'add', 'pc1', '--type', 'nodrv', '--state', 'ISUP'])).code, 0);
+  const { page, errors } = await open(t, d);
+  await post(d, [{ objtype: 'TBCOMMAND', objname: 'pc1', eventtype: 'REBOOT' }]);
+  await page.waitForFunction(() => /pc1/.test(document.querySelector('#reboots')?.textContent ?? ''), { timeout: 5000 });
+  for (let i = 0; !(await http(d, 'GET', '/v1/nodes/pc1')).json.reboot.waitingForDriver; i++) {
+    assert.ok(i < 50, 'the daemon says its action waits for a driver');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await page.waitForFunction(() => /waits for a driver to connect/.test(document.querySelector('#reboots tr[data-node="pc1"]')?.textContent ?? ''), { timeout: 5000, polling: 200 });
+  assert.match(await text(page, '#reboots tr[data-node="pc1"]'), /REBOOT\s*attempt 1\/3\s*waits for a driver to connect/);
+  // A power agent for the type connects and takes the action (it holds it): no event says so, yet the row follows.
+  const agent = await connectWs(d);
+  t.after(() => agent.close());
+  assert.equal((await agent.request('registerAgent', { types: ['nodrv'] })).ok, true);
+  await agent.push((m) => m.type === 'action' && m.node === 'pc1');
+  await page.waitForFunction(() => /waits for its driver$/.test(document.querySelector('#reboots tr[data-node="pc1"] td:nth-child(4)')?.textContent ?? ''), { timeout: 10_000, polling: 200 });
   assert.deepEqual(errors, []);
 });
 

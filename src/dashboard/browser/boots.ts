@@ -48,19 +48,31 @@ export class BootStats {
   /** The figures' `now`: events up to it are in them. */
   private readAt = -Infinity;
   since: number | null = null;
-  /** Whether the daemon has GET /v1/stats (404 before it did). */
-  available = false;
+  /**
+   * What GET /v1/stats answered: figures (`ok`), no such route (`absent`, a
+   * daemon older than it), or a refusal (`refused`: the figures are
+   * fleet-wide, for operator and admin tokens only), with the daemon's words.
+   */
+  source: 'pending' | 'ok' | 'absent' | 'refused' = 'pending';
+  refusal = '';
   changed = true;
 
   /** Takes a GET /v1/stats reply (null: the route is not there); live figures start again from it. */
   load(reply: StatsReply | null): void {
     this.server = new Map((reply?.types ?? []).map((t) => [t.type, t]));
-    this.available = reply !== null;
+    this.source = reply !== null ? 'ok' : 'absent';
     this.since = reply?.since ?? null;
     if (reply) {
       this.readAt = reply.now;
       this.live = new Map();
     }
+    this.changed = true;
+  }
+
+  /** The daemon would not give this token its figures: only the boots seen live are counted. */
+  refuse(message: string): void {
+    this.source = 'refused';
+    this.refusal = message;
     this.changed = true;
   }
 

@@ -1,9 +1,9 @@
 /**
  * The dashboard's wiring: the token, the snapshot (GET /v1/nodes), the live
  * subscription (resumed with `since` after every drop, so nothing is missed
- * and nothing polled), `status` for the fields events do not carry, waits and
- * boot statistics, and one render per animation frame however many events
- * arrived in it.
+ * and the fleet is never polled), `status` for the fields events do not
+ * carry, waits (GET /v1/waits) and boot statistics (GET /v1/stats), and one
+ * render per animation frame however many events arrived in it.
  */
 import type { StatedEvent } from '../../types.ts';
 import type { NodeView } from '../../views.ts';
@@ -24,6 +24,8 @@ const REPLAY = 2000;
  * its event loop for long.
  */
 const STATUS_BATCH = 1000;
+/** Seconds between reads of what no event announces: the open waits, reboots waiting for a driver. */
+const WAITS_EVERY = 3;
 
 const meta = (name: string, dflt: number): number => Number(document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content) || dflt;
 
@@ -58,11 +60,14 @@ function main(): void {
   let skew = 0;
   const now = (): number => Date.now() + skew;
 
-  // Open waits: read at (re)connection and again when an event touches a
-  // waited node or a command goes out (tools register their wait just before).
-  let waits: WaitView[] | null = [];
-  let waited = new Set<string>();
-  let waitsWanted = false, waitsBusy = false, waitsChanged = true;
+  // Open waits (GET /v1/waits): read at (re)connection, when an event touches
+  // a node (it may settle a wait, or be the first news of one), and every few
+  // seconds: registering or ending a wait is not an event, so a wait opened or
+  // collected on a quiet fleet would otherwise never show or never leave.
+  // One request at a time; those asked for meanwhile make one more.
+  /** The list, or what the daemon said instead (no such route: it is not asked again until a reconnection). */
+  let waits: WaitView[] | string = [];
+  let waitsWanted = false, waitsBusy = false, waitsChanged = true, waitsGone = false;
   const loadWaits = async (): Promise<void> => {
     if (waitsBusy) { waitsWanted = true; return; }
     waitsBusy = true;
@@ -70,13 +75,14 @@ function main(): void {
     try {
       const r = await getJson('/v1/waits', token);
       if (r.status === 200) waits = r.body.waits as WaitView[];
-      else if (r.status === 404) waits = null; // a daemon without the route: said so in the panel
-      if (waits) waited = new Set(waits.flatMap((w) => w.remaining));
+      else if (r.status === 404) waits = 'this daemon does not list waits';
+      else if (r.status === 403) waits = `not listed for this token: ${r.body?.error?.message ?? 'refused'}`;
+      waitsGone = r.status === 404;
       waitsChanged = true;
       schedule();
     } catch { /* the daemon is away: the reconnection reads them again */ } finally {
       waitsBusy = false;
-      if (waitsWanted && waits !== null) void loadWaits();
+      if (waitsWanted && !waitsGone) void loadWaits();
     }
   };
   const loadStats = async (): Promise<void> => {
@@ -84,6 +90,8 @@ function main(): void {
       const r = await getJson('/v1/stats', token);
       if (r.status === 200) boots.load(r.body as StatsReply);
       else if (r.status === 404) boots.load(null);
+      // A user token: fleet-wide figures are not its to read. Said in the panel; the rest of the page carries on.
+      else if (r.status === 403) boots.refuse(r.body?.error?.message ?? 'refused');
       schedule();
     } catch { /* as above */ }
   };
@@ -130,12 +138,20 @@ function main(): void {
     if (link.open) setLink(`live · seq ${fleet.lastSeq}`, 'live');
     void refresh();
   }
-  // Time left moves without events: redraw the timeouts (only) each second; nothing is fetched.
+  // Time left moves without events: redraw the timeouts (only) each second.
+  let ticks = 0;
   setInterval(() => {
     if (fleet.timed.size > 0) panels.renderTimeouts(now());
-    if (waits && waits.length > 0) {
+    if (typeof waits !== 'string' && waits.length > 0) {
       waitsChanged = true; // their age
       schedule();
+    }
+    if (++ticks % WAITS_EVERY === 0 && link.open) {
+      if (!waitsGone) void loadWaits();
+      // Whether an action in flight waits for its driver to connect changes with no event (an action
+      // parks just after its command; an agent connecting takes it): those reboots are read again.
+      for (const id of fleet.rebooting) if (fleet.nodes.get(id)?.reboot.inFlight) fleet.stale.add(id);
+      if (fleet.stale.size > 0) void refresh();
     }
   }, 1000);
 
@@ -147,7 +163,7 @@ function main(): void {
       if (type && e.objtype === 'TBNODESTATE') boots.state(e.objname, type, e.eventtype, time);
       if (type && e.objtype === 'TBFAILED') boots.failed(type, e.reason?.code ?? e.eventtype, time);
       // (Not again after a 404: that daemon has no GET /v1/waits; a reconnection asks once more.)
-      if (waits !== null && (e.objtype === 'TBCOMMAND' || ids.some((id) => waited.has(id)))) void loadWaits();
+      if (!waitsGone && e.objtype !== 'NOTIFY') void loadWaits();
       history.event(seq, time, e);
     }
     schedule();

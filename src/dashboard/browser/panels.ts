@@ -15,7 +15,8 @@ export interface WaitView {
   wait: string;
   states: string[];
   done: string[];
-  failed: { node: string; reason?: unknown }[];
+  /** `reason`: why, as one line; `code`: its FailureReason code. */
+  failed: { node: string; reason: string; code: string }[];
   remaining: string[];
   owner: string | null;
   created: number;
@@ -97,11 +98,15 @@ export class Panels {
     fill(byId('timeouts'), ...(rows.length > 0 ? rows : [el('tr', {}, el('td', { class: 'empty' }, 'none'))]));
   }
 
-  /** Open waits (null: the daemon has no GET /v1/waits). */
-  renderWaits(waits: WaitView[] | null, now: number): void {
+  /**
+   * Open waits, oldest first, with their progress: done, failed (with why)
+   * and what they still wait on. A string instead of a list is what the
+   * daemon said when it would not list them (no route, or not this token's).
+   */
+  renderWaits(waits: WaitView[] | string, now: number): void {
     const root = byId('waits');
-    byId('n-waits').textContent = waits && waits.length > 0 ? String(waits.length) : '';
-    if (waits === null) return fill(root, empty('this daemon does not list waits'));
+    byId('n-waits').textContent = typeof waits !== 'string' && waits.length > 0 ? String(waits.length) : '';
+    if (typeof waits === 'string') return fill(root, empty(waits));
     if (waits.length === 0) return fill(root, empty('none'));
     const items = waits.slice(0, ROWS).map((w) => {
       const total = w.done.length + w.failed.length + w.remaining.length || 1;
@@ -112,12 +117,17 @@ export class Panels {
       failed.style.width = `${(100 * w.failed.length) / total}%`;
       bar.append(done, failed);
       const left = w.remaining.slice(0, 8).join(' ') + (w.remaining.length > 8 ? ' …' : '');
+      // Every node settled: the wait is over, its owner has yet to collect it (it leaves when they do).
+      const over = w.remaining.length === 0;
       return el('div', { class: 'wait', 'data-wait': w.wait },
         el('div', {}, el('code', {}, w.wait), ` for ${w.states.join(',')}: ${w.done.length}/${total} done`,
           w.failed.length > 0 ? el('span', { class: 'bad' }, `, ${w.failed.length} failed`) : null,
+          over ? el('b', { class: 'over' }, ' · finished') : null,
           el('span', { class: 'muted' }, `, ${duration(now - w.created)} old`)),
         bar,
-        w.remaining.length > 0 ? el('div', { class: 'muted' }, `waiting on ${left}`) : null);
+        w.remaining.length > 0 ? el('div', { class: 'muted' }, `waiting on ${left}`) : null,
+        ...w.failed.slice(0, 4).map((f) => el('div', { class: 'wrap', title: f.reason }, nodeLink(f.node), ' ', el('span', { class: 'bad' }, f.code), ` ${f.reason}`)),
+        more(w.failed.length - 4, 'failed'));
     });
     fill(root, ...items, more(waits.length - ROWS, 'waits'));
   }
@@ -136,7 +146,7 @@ export class Panels {
   renderBoots(): void {
     const b = this.boots;
     const rows = b.rows();
-    byId('boots-since').textContent = b.since !== null ? `since ${clock(b.since)}` : b.available ? '' : '(seen live)';
+    byId('boots-since').textContent = b.since !== null ? `since ${clock(b.since)}` : b.source === 'pending' ? '' : '(seen live)';
     const d = (ms: number | null): string => (ms === null ? '-' : duration(ms));
     const head = el('tr', {}, ...['type', 'boots', 'p50', 'p95', 'max', 'last', 'retries'].map((h) => el('th', {}, h)));
     // Failures get a line of their own under their type: reason codes are long.
@@ -149,6 +159,10 @@ export class Panels {
         failures ? el('tr', { class: 'sub' }, el('td', { class: 'wrap bad', colspan: '7' }, `failures: ${failures}`)) : null,
       ].filter((x): x is HTMLTableRowElement => x !== null);
     });
-    fill(byId('boots'), head, ...(body.length > 0 ? body : [el('tr', {}, el('td', { class: 'empty', colspan: '7' }, 'no boots yet'))]));
+    // Said once, calmly, above what the page could still count itself.
+    const note = b.source === 'refused'
+      ? el('tr', { class: 'note' }, el('td', { class: 'wrap muted', colspan: '7' }, `The daemon's figures are for operator and admin tokens (${b.refusal || 'refused'}); below, only boots this page saw.`))
+      : b.source === 'absent' ? el('tr', { class: 'note' }, el('td', { class: 'wrap muted', colspan: '7' }, 'This daemon keeps no boot figures; below, only boots this page saw.')) : null;
+    fill(byId('boots'), ...(note ? [note] : []), head, ...(body.length > 0 ? body : [el('tr', {}, el('td', { class: 'empty', colspan: '7' }, 'no boots yet'))]));
   }
 }
