@@ -14,12 +14,14 @@ import { duration } from '../src/dashboard/browser/format.ts';
 import { newPage } from './helpers/browser.ts';
 import { type Daemon, connectWs, http, startDaemon, tempDir } from './helpers/daemon.ts';
 
+/**
+ * A daemon whose idle subscriptions get a heartbeat every second: the page reads what no event
+ * announces (open waits, a driver taking an action) at each heartbeat, never on a timer of its own.
+ */
 async function daemon(t: { after: (fn: () => unknown) => void }, args: string[], config?: object): Promise<Daemon> {
   const dir = tempDir();
-  if (config) {
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-    args = [...args, '--config', path.join(dir, 'config.json')];
-  }
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ heartbeatInterval: 1, ...config }));
+  args = [...args, '--config', path.join(dir, 'config.json')];
   const d = await startDaemon({ dir, args });
   t.after(() => d.stop());
   return d;

@@ -24,8 +24,6 @@ const REPLAY = 2000;
  * its event loop for long.
  */
 const STATUS_BATCH = 1000;
-/** Seconds between reads of what no event announces: the open waits, reboots waiting for a driver. */
-const WAITS_EVERY = 3;
 
 const meta = (name: string, dflt: number): number => Number(document.querySelector<HTMLMetaElement>(`meta[name="${name}"]`)?.content) || dflt;
 
@@ -139,21 +137,24 @@ function main(): void {
     void refresh();
   }
   // Time left moves without events: redraw the timeouts (only) each second.
-  let ticks = 0;
   setInterval(() => {
     if (fleet.timed.size > 0) panels.renderTimeouts(now());
     if (typeof waits !== 'string' && waits.length > 0) {
       waitsChanged = true; // their age
       schedule();
     }
-    if (++ticks % WAITS_EVERY === 0 && link.open) {
-      if (!waitsGone) void loadWaits();
-      // Whether an action in flight waits for its driver to connect changes with no event (an action
-      // parks just after its command; an agent connecting takes it): those reboots are read again.
-      for (const id of fleet.rebooting) if (fleet.nodes.get(id)?.reboot.inFlight) fleet.stale.add(id);
-      if (fleet.stale.size > 0) void refresh();
-    }
   }, 1000);
+
+  /**
+   * What no event announces — a wait opened or ended, an agent taking an action
+   * that waited for it — is read again when the daemon's heartbeat says the
+   * stream is idle (SPEC §3: updated over the WebSocket, never by polling).
+   */
+  const unannounced = (): void => {
+    if (!waitsGone) void loadWaits();
+    for (const id of fleet.rebooting) if (fleet.nodes.get(id)?.reboot.inFlight) fleet.stale.add(id);
+    if (fleet.stale.size > 0) void refresh();
+  };
 
   const onEvent = (seq: number, time: number, e: StatedEvent): void => {
     const live = seq > fleet.lastSeq && seq > fleet.snapshotSeq;
@@ -221,6 +222,7 @@ function main(): void {
       },
       push: (m: Push) => {
         if (m.type === 'event') onEvent(m.seq as number, m.time as number, m.event as StatedEvent);
+        else if (m.type === 'heartbeat') unannounced();
         else if (m.type === 'ended') {
           // Retention overtook our replay: a fresh snapshot, then live from it.
           loaded = false;
