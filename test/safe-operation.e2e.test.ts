@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { type CliResult, type Daemon, http, runCli, startDaemon, tempDir } from './helpers/daemon.ts';
+import { freePort } from './helpers/poll.ts';
 
 function assertError(r: CliResult, code: string, exit = 70): void {
   assert.equal(r.code, exit, `expected exit ${exit} (${code}), got ${r.code}\n${r.stdout}${r.stderr}`);
@@ -40,6 +41,23 @@ test('1. a second serve on the same database exits at once with E_LOCKED naming 
   const again = await startDaemon({ dir: d.dir });
   t.after(() => again.stop());
   assert.equal((await nodes(again))[0].state, 'SHUTDOWN', 'the restarted daemon took the lock the killed one held');
+});
+
+test('1b. a second serve on the same database and the same port is E_LOCKED naming the holder, not E_LISTEN', async (t) => {
+  const port = await freePort();
+  const d = await startDaemon({ args: ['--listen', `127.0.0.1:${port}`] });
+  t.after(() => d.stop());
+  const before = fs.readdirSync(d.dir).sort();
+  // The most common accident: the same command line twice (same db, same port).
+  const second = await serve(d.db, `127.0.0.1:${port}`, d.dir);
+  assertError(second, 'E_LOCKED');
+  assert.match(second.stderr, new RegExp(`pid ${d.proc.pid}\\b`), 'names the holder');
+  assert.deepEqual(fs.readdirSync(d.dir).sort(), before, 'the second serve created nothing');
+  // A port in use on a database nobody holds is still E_LISTEN, and creates nothing.
+  const other = tempDir();
+  const r = await serve(path.join(other, 'stated.db'), `127.0.0.1:${port}`, other);
+  assertError(r, 'E_LISTEN');
+  assert.deepEqual(fs.readdirSync(other), []);
 });
 
 test('2. machine import refuses an empty file and one that leaves a mode in use without transitions; the old definitions stay', async (t) => {
