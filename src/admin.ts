@@ -7,7 +7,7 @@ import { type Actor, type Auth, type Role, ROLES, authorizeAdmin, authorizeOpera
 import type { Core } from './core.ts';
 import { StatedError } from './errors.ts';
 import { Machine, type Problem, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
-import { checkMode, triggerNames } from './names.ts';
+import { checkMode, checkStates, triggerNames } from './names.ts';
 import { name, nameList } from './protocol.ts';
 import type { MachineDefinition, NodeState } from './types.ts';
 import { nodeView } from './views.ts';
@@ -76,6 +76,7 @@ export class Admin {
           state: optName(args.state, 'state'), project: optName(args.project, 'project'),
         };
         if (opts.mode !== undefined) checkMode(core.machine, opts.mode);
+        if (opts.state !== undefined) checkStates(core.machine, [opts.state]);
         return this.change(actor, action, { nodes, ...opts }, (c) => {
           for (const id of nodes) if (c.nodes.has(id)) throw new StatedError('E_CONFLICT', `node ${id} exists`);
           return nodes.map((id) => nodeView(c.addNode(id, opts)));
@@ -100,6 +101,7 @@ export class Admin {
         const list = triggerNames(args.triggers);
         const t = { mode: args.mode === undefined || args.mode === null || args.mode === '*' ? '*' : name(args.mode, 'mode'), state: name(args.state, 'state'), triggers: list.join(', ') };
         if (t.mode !== '*') checkMode(core.machine, t.mode);
+        checkStates(core.machine, [t.state]); // a trigger on a state no table names would never run
         return this.change(actor, action, { node: id, ...t }, (c) => {
           const n = c.node(id);
           const rest = n.triggers.filter((x) => x.mode !== t.mode || x.state !== t.state);

@@ -100,6 +100,8 @@ test('3. names an operator types are checked against the definitions before anyt
     [['node', 'set-next-mode', 'pc2', 'NOSUCHMODE'], /NOSUCHMODE/],
     [['node', 'add', 'pc3', '--mode', 'NOSUCH'], /NOSUCH/],
     [['node', 'trigger', 'add', 'pc2', 'ISUP', 'REBOOOT'], /REBOOOT/],
+    [['node', 'trigger', 'add', 'pc2', 'ISUPP', 'REBOOT'], /state ISUPP/],
+    [['node', 'add', 'pc3', '--state', 'NOSUCHSTATE'], /state NOSUCHSTATE/],
     [['node', 'trigger', 'add', 'pc2', 'ISUP', 'REBOOT,SCRIPT:../x'], /SCRIPT:\.\.\/x/],
     [['node', 'trigger', 'add', 'pc2', 'ISUP', 'REBOOT', '--mode', 'NORMALV2'], /NORMALV2/],
     [['waitForState', '-t', '5', '-s', 'SHUTDOWN,ISUPP', 'pc1'], /ISUPP/],
