@@ -118,7 +118,7 @@ export class Core {
    * Why no driver can run actions for the node, or null if one can (the
    * daemon's drivers decide; SPEC §4 E_NO_DRIVER). Consulted per command, never per event.
    */
-  noDriver: (n: NodeState) => string | null = () => null;
+  noDriver: (n: NodeState, command: string) => string | null = () => null;
 
   private queue: Job[] = [];
   private scheduled = false;
@@ -502,7 +502,7 @@ export class Core {
         for (const id of e.objname.split(',')) {
           const node = this.node(id);
           // A node no driver can reach is refused at once, not after every attempt timed out (SPEC §4).
-          const missing = this.noDriver(node);
+          const missing = this.noDriver(node, e.eventtype);
           if (missing !== null) {
             result.nodes[id] = 'refused';
             (result.refusals ??= {})[id] = `E_NO_DRIVER: ${missing}`;
