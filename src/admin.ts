@@ -6,10 +6,11 @@
 import { type Actor, type Auth, type Role, ROLES, authorizeAdmin, authorizeOperator } from './auth.ts';
 import type { Core } from './nodes.ts';
 import { StatedError } from './errors.ts';
-import { Machine, type Problem, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
-import { checkMode, triggerNames } from './names.ts';
+import { Machine, checkDefinition, parseDefinitionJson, parseEmulabSql } from './machine.ts';
+import { importRefusals } from './import-guard.ts';
+import { checkMode, checkStates, triggerNames } from './names.ts';
 import { name, nameList } from './protocol.ts';
-import type { MachineDefinition, NodeState } from './types.ts';
+import type { MachineDefinition } from './types.ts';
 import { nodeView } from './views.ts';
 
 type Args = Record<string, unknown>;
@@ -21,25 +22,6 @@ function optName(v: unknown, what: string): string | undefined {
 function definitionOf(args: Args): MachineDefinition {
   if (typeof args.text !== 'string') throw new StatedError('E_BAD_REQUEST', 'text: expected the definition file contents');
   return args.format === 'sql' ? parseEmulabSql(args.text) : parseDefinitionJson(args.text);
-}
-
-/** Modes that nodes are in (or headed for) that def has no transition rows for, one problem each. */
-function modesLeftBare(def: MachineDefinition, nodes: Iterable<NodeState>): Problem[] {
-  const covered = new Set(def.state_transitions.map((r) => r.op_mode));
-  if (covered.has('*')) return []; // a wildcard row serves every mode
-  const users = new Map<string, string[]>();
-  for (const n of nodes) {
-    for (const mode of n.nextMode === null ? [n.mode] : [n.mode, n.nextMode]) {
-      if (covered.has(mode)) continue;
-      let list = users.get(mode);
-      if (!list) users.set(mode, list = []);
-      if (!list.includes(n.id)) list.push(n.id);
-    }
-  }
-  return [...users].sort(([a], [b]) => a.localeCompare(b)).map(([mode, ids]) => ({
-    severity: 'error', code: 'MODE_IN_USE',
-    message: `${mode} has no state_transitions, but ${ids.length} node(s) use it: ${ids.slice(0, 10).join(' ')}${ids.length > 10 ? ' ...' : ''}`,
-  }));
 }
 
 export class Admin {
@@ -76,6 +58,7 @@ export class Admin {
           state: optName(args.state, 'state'), project: optName(args.project, 'project'),
         };
         if (opts.mode !== undefined) checkMode(core.machine, opts.mode);
+        if (opts.state !== undefined) checkStates(core.machine, [opts.state]);
         return this.change(actor, action, { nodes, ...opts }, (c) => {
           for (const id of nodes) if (c.nodes.has(id)) throw new StatedError('E_CONFLICT', `node ${id} exists`);
           return nodes.map((id) => nodeView(c.addNode(id, opts)));
@@ -100,6 +83,7 @@ export class Admin {
         const list = triggerNames(args.triggers);
         const t = { mode: args.mode === undefined || args.mode === null || args.mode === '*' ? '*' : name(args.mode, 'mode'), state: name(args.state, 'state'), triggers: list.join(', ') };
         if (t.mode !== '*') checkMode(core.machine, t.mode);
+        checkStates(core.machine, [t.state]); // a trigger on a state no table names would never run
         return this.change(actor, action, { node: id, ...t }, (c) => {
           const n = c.node(id);
           const rest = n.triggers.filter((x) => x.mode !== t.mode || x.state !== t.state);
@@ -145,9 +129,9 @@ export class Admin {
         }
         const counts = Object.fromEntries(Object.entries(def).map(([k, v]) => [k, (v as unknown[]).length]));
         return this.change(actor, action, counts, (c) => {
-          const orphans = modesLeftBare(def, c.nodes.values());
-          if (orphans.length > 0) {
-            throw new StatedError('E_BAD_DEFINITION', `refused: ${orphans.length} op mode(s) in use by nodes would have no state_transitions; the old definitions stay`, { problems: orphans });
+          const lost = importRefusals(c.machine.definition(), def, c.nodes.values());
+          if (lost.length > 0) {
+            throw new StatedError('E_BAD_DEFINITION', `refused: ${lost.length} problem(s): the file would take from the nodes what they run on; the old definitions stay`, { problems: lost });
           }
           c.store.replaceDefinition(def);
           c.setMachine(new Machine(def));

@@ -14,7 +14,7 @@ import { dashboardPage, tokenForm } from './dashboard/page.ts';
 import { StatedError } from './errors.ts';
 import { Agents } from './drivers/agents.ts';
 import { CommandDriver } from './drivers/command.ts';
-import { type Route, Scheduler, routeFor } from './drivers/scheduler.ts';
+import { type Route, Scheduler, cannotRun, routeFor } from './drivers/scheduler.ts';
 import type { Effect } from './engine.ts';
 import { Hub } from './hub.ts';
 import { type Log, makeLog } from './log.ts';
@@ -116,7 +116,7 @@ export class Daemon {
     // Once, from the SHUTDOWN/ISUP/TBFAILED rows and retry notices only (a partial index), never the whole log.
     this.telemetry.load(this.store.statsEvents());
     this.core.onCommit = (c) => this.committed(c);
-    this.core.noDriver = (n) => this.noDriver(n.id, n.type);
+    this.core.noDriver = (n, command) => this.noDriver(n.id, n.type, command);
     this.core.onRebuilt = (err) => {
       if (this.stopped) return;
       const code = (err as { code?: string }).code ?? 'E_INTERNAL';
@@ -144,10 +144,10 @@ export class Daemon {
     return r;
   }
 
-  /** Why nothing can run actions for the node (SPEC §4 E_NO_DRIVER), or null. */
-  private noDriver(node: string, type: string): string | null {
+  /** Why nothing can run `command` for the node (SPEC §4 E_NO_DRIVER), or null. */
+  private noDriver(node: string, type: string, command: string): string | null {
     const r = this.route(type);
-    if (r.driver !== this.agents) return null; // a command template or the in-process fleet
+    if (r.driver !== this.agents) return cannotRun(r, command); // a command template (has it one?) or the in-process fleet
     return this.agents.missing(node, type);
   }
 

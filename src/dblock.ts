@@ -14,7 +14,7 @@
  */
 import Database from 'better-sqlite3';
 import type { Database as Db } from 'better-sqlite3';
-import { readFileSync, realpathSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { StatedError } from './errors.ts';
 import { sqliteNativeBinding } from './native.ts';
@@ -43,13 +43,32 @@ export class DbLock {
       conn.exec('COMMIT'); // the EXCLUSIVE lock stays: locking_mode=EXCLUSIVE
     } catch (err) {
       conn.close();
-      if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-        const pid = holderPid(file);
-        throw new StatedError('E_LOCKED', `${dbPath} is in use by another stated serve${pid ? ` (pid ${pid})` : ''}; one daemon per database`);
-      }
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') throw locked(dbPath, file);
       throw new StatedError('E_DB', `cannot lock ${file}: ${(err as Error).message}`);
     }
     return new DbLock(conn, file);
+  }
+
+  /**
+   * Throws E_LOCKED naming the holder when another daemon holds the lock, and
+   * creates nothing: `serve` asks this before it binds its port, so a second
+   * daemon on the same database and port is told E_LOCKED, not E_LISTEN (its
+   * port is the holder's). A read needs a SHARED lock, which the holder's
+   * EXCLUSIVE one refuses at once (timeout 0). Any other trouble is left to
+   * acquire(), which reports it after the listen and database checks.
+   */
+  static probe(dbPath: string): void {
+    const file = `${realPath(dbPath)}.lock`;
+    if (!existsSync(file)) return;
+    let conn: Db | undefined;
+    try {
+      conn = new Database(file, { nativeBinding: sqliteNativeBinding() as never, readonly: true, fileMustExist: true, timeout: 0 });
+      conn.pragma('user_version');
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') throw locked(dbPath, file);
+    } finally {
+      conn?.close();
+    }
   }
 
   /** Releases the lock (at stop; an exit releases it anyway). */
@@ -68,6 +87,11 @@ function realPath(p: string): string {
       return p; // no such directory: opening the lock file reports it
     }
   }
+}
+
+function locked(dbPath: string, file: string): StatedError {
+  const pid = holderPid(file);
+  return new StatedError('E_LOCKED', `${dbPath} is in use by another stated serve${pid ? ` (pid ${pid})` : ''}; one daemon per database`);
 }
 
 function holderPid(file: string): number | null {

@@ -69,7 +69,7 @@ export class Core implements BatchDomain<Committed> {
    * Why no driver can run actions for the node, or null if one can (the
    * daemon's drivers decide; SPEC §4 E_NO_DRIVER). Consulted per command, never per event.
    */
-  noDriver: (n: NodeState) => string | null = () => null;
+  noDriver: (n: NodeState, command: string) => string | null = () => null;
 
   private readonly pipeline: Pipeline<Core, Committed>;
   private pending: { event: StatedEvent; forced: boolean }[] = [];
@@ -324,7 +324,7 @@ export class Core implements BatchDomain<Committed> {
         for (const id of e.objname.split(',')) {
           const node = this.node(id);
           // A node no driver can reach is refused at once, not after every attempt timed out (SPEC §4).
-          const missing = this.noDriver(node);
+          const missing = this.noDriver(node, e.eventtype);
           if (missing !== null) {
             result.nodes[id] = 'refused';
             (result.refusals ??= {})[id] = `E_NO_DRIVER: ${missing}`;

@@ -251,7 +251,7 @@ const MATRIX: [string, Attempt, [Outcome, Outcome, Outcome, Outcome]][] = [
   // admin actions: operator-level, then token management (admin only)
   ['admin node.add', admin('node.add', (x) => ({ nodes: [`x-${x.role}`], project: 'A' })), [O, O, F, F]],
   ['admin node.setNextMode', admin('node.setNextMode', () => ({ node: 'a2', mode: null })), [O, O, F, F]],
-  ['admin node.trigger.add', admin('node.trigger.add', () => ({ node: 'a2', state: 'NEVERSTATE', triggers: ['EMAILNOTIFY'] })), [O, O, F, F]],
+  ['admin node.trigger.add', admin('node.trigger.add', () => ({ node: 'a2', state: 'SECVIOLATION', triggers: ['EMAILNOTIFY'] })), [O, O, F, F]],
   ['admin node.trigger.list', admin('node.trigger.list'), [O, O, F, F]],
   ['admin node.trigger.clear', admin('node.trigger.clear', () => ({ node: 'a2' })), [O, O, F, F]],
   ['admin node.remove', admin('node.remove', (x) => ({ nodes: [`x-${x.role}`] })), [O, O, F, F]],

@@ -7,6 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import { type CliResult, type Daemon, http, runCli, startDaemon, tempDir } from './helpers/daemon.ts';
+import { freePort } from './helpers/poll.ts';
 
 function assertError(r: CliResult, code: string, exit = 70): void {
   assert.equal(r.code, exit, `expected exit ${exit} (${code}), got ${r.code}\n${r.stdout}${r.stderr}`);
@@ -42,6 +43,23 @@ test('1. a second serve on the same database exits at once with E_LOCKED naming 
   assert.equal((await nodes(again))[0].state, 'SHUTDOWN', 'the restarted daemon took the lock the killed one held');
 });
 
+test('1b. a second serve on the same database and the same port is E_LOCKED naming the holder, not E_LISTEN', async (t) => {
+  const port = await freePort();
+  const d = await startDaemon({ args: ['--listen', `127.0.0.1:${port}`] });
+  t.after(() => d.stop());
+  const before = fs.readdirSync(d.dir).sort();
+  // The most common accident: the same command line twice (same db, same port).
+  const second = await serve(d.db, `127.0.0.1:${port}`, d.dir);
+  assertError(second, 'E_LOCKED');
+  assert.match(second.stderr, new RegExp(`pid ${d.proc.pid}\\b`), 'names the holder');
+  assert.deepEqual(fs.readdirSync(d.dir).sort(), before, 'the second serve created nothing');
+  // A port in use on a database nobody holds is still E_LISTEN, and creates nothing.
+  const other = tempDir();
+  const r = await serve(path.join(other, 'stated.db'), `127.0.0.1:${port}`, other);
+  assertError(r, 'E_LISTEN');
+  assert.deepEqual(fs.readdirSync(other), []);
+});
+
 test('2. machine import refuses an empty file and one that leaves a mode in use without transitions; the old definitions stay', async (t) => {
   const d = await startDaemon();
   t.after(() => d.stop());
@@ -72,6 +90,43 @@ test('2. machine import refuses an empty file and one that leaves a mode in use 
   assert.ok((await nodes(d)).find((n) => n.node === 'pc1').timeout, 'BOOTING armed its timeout');
 });
 
+test('2b. machine import refuses a file that keeps the transitions but drops the timeouts or the boot-phase triggers; the old definitions stay', async (t) => {
+  const d = await startDaemon();
+  t.after(() => d.stop());
+  await ok(d, ['node', 'add', 'pc1', 'pc2']);
+  await ok(d, ['node', 'set-next-mode', 'pc2', 'RELOAD']);
+  const before = await ok(d, ['machine', 'export', '--json']);
+  const def = JSON.parse(before);
+  const write = (name: string, content: object): string => {
+    const f = path.join(d.dir, name);
+    fs.writeFileSync(f, JSON.stringify(content));
+    return f;
+  };
+  // Every transition, no timeouts, no triggers: no PXEBOOT/BOOTING/RELOADDONE, no retries.
+  const bare = await d.runCli(['machine', 'import', write('transitions-only.json', { state_transitions: def.state_transitions })]);
+  assertError(bare, 'E_BAD_DEFINITION');
+  for (const re of [/TIMEOUTS_DROPPED: NORMALv2 .*pc1 pc2/, /TIMEOUTS_DROPPED: RELOAD .*pc2/, /TIMEOUTS_DROPPED: TBCOMMAND /,
+    /PHASE_TRIGGER_DROPPED: state_triggers \*\/PXEBOOTING runs PXEBOOT/, /PHASE_TRIGGER_DROPPED: state_triggers \*\/BOOTING runs BOOTING/,
+    /PHASE_TRIGGER_DROPPED: state_triggers RELOAD\/RELOADDONE runs RELOADDONE/]) assert.match(bare.stderr, re);
+  assert.equal(await ok(d, ['machine', 'export', '--json']), before, 'the old definitions stay');
+  // Only the PXEBOOTING row gone: refused for that row alone.
+  const noPxe = { ...def, state_triggers: def.state_triggers.filter((r: any) => r.state !== 'PXEBOOTING') };
+  const r = await d.runCli(['machine', 'import', write('no-pxe.json', noPxe)]);
+  assertError(r, 'E_BAD_DEFINITION');
+  assert.match(r.stderr, /refused: 1 problem/);
+  assert.match(r.stderr, /PHASE_TRIGGER_DROPPED: state_triggers \*\/PXEBOOTING runs PXEBOOT/);
+  assert.equal(await ok(d, ['machine', 'export', '--json']), before, 'the old definitions stay');
+  // The machine still works: PXEBOOTING still moves pc1 into the PXE phase, BOOTING still has its timeout.
+  await ok(d, ['send', 'pc1', 'PXEBOOTING']);
+  assert.equal((await nodes(d)).find((n) => n.node === 'pc1').mode, 'PXEKERNEL');
+  // What keeps what the nodes run on still imports: a timeout changed, a mode nobody uses without timeouts.
+  const edited = { ...def, state_timeouts: def.state_timeouts
+    .filter((r: any) => r.op_mode !== 'WIMRELOAD')
+    .map((r: any) => (r.op_mode === 'NORMALv2' && r.state === 'BOOTING' ? { ...r, timeout: 240 } : r)) };
+  await ok(d, ['machine', 'import', write('edited.json', edited)]);
+  assert.match(await ok(d, ['machine', 'export']), /'NORMALv2','BOOTING',240,'REBOOT'/);
+});
+
 test('3. names an operator types are checked against the definitions before anything is applied', async (t) => {
   const d = await startDaemon();
   t.after(() => d.stop());
@@ -82,6 +137,8 @@ test('3. names an operator types are checked against the definitions before anyt
     [['node', 'set-next-mode', 'pc2', 'NOSUCHMODE'], /NOSUCHMODE/],
     [['node', 'add', 'pc3', '--mode', 'NOSUCH'], /NOSUCH/],
     [['node', 'trigger', 'add', 'pc2', 'ISUP', 'REBOOOT'], /REBOOOT/],
+    [['node', 'trigger', 'add', 'pc2', 'ISUPP', 'REBOOT'], /state ISUPP/],
+    [['node', 'add', 'pc3', '--state', 'NOSUCHSTATE'], /state NOSUCHSTATE/],
     [['node', 'trigger', 'add', 'pc2', 'ISUP', 'REBOOT,SCRIPT:../x'], /SCRIPT:\.\.\/x/],
     [['node', 'trigger', 'add', 'pc2', 'ISUP', 'REBOOT', '--mode', 'NORMALV2'], /NORMALV2/],
     [['waitForState', '-t', '5', '-s', 'SHUTDOWN,ISUPP', 'pc1'], /ISUPP/],

@@ -33,8 +33,10 @@ export default defineCommand({
     let handle: Server | undefined;
     let lock: DbLock | undefined;
     try {
-      // Operator errors first, before any file exists: the port (E_LISTEN), the
-      // database (E_DB), then the one-daemon-per-database lock (E_LOCKED).
+      // Operator errors first, before any file exists: a daemon already on this
+      // database (E_LOCKED, probed read-only: its port may be ours too), the port
+      // (E_LISTEN), the database (E_DB), then the lock is taken.
+      DbLock.probe(args.db);
       handle = await reserveListen(args.listen);
       checkDatabase(args.db);
       lock = DbLock.acquire(args.db);

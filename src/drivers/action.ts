@@ -26,4 +26,6 @@ export interface ActionResult {
 export interface Driver {
   readonly name: string;
   run(a: Action, timeoutMs: number): Promise<ActionResult>;
+  /** Why this driver can never run `command` (a command template it lacks), or null; absent: it runs any. */
+  cannotRun?(command: string): string | null;
 }

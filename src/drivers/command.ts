@@ -14,11 +14,15 @@ export class CommandDriver implements Driver {
     private readonly log: (line: string) => void,
   ) {}
 
+  cannotRun(command: string): string | null {
+    const template = this.templates[command];
+    return template && template.length > 0 ? null : `no command template for ${command}`;
+  }
+
   run(a: Action, timeoutMs: number): Promise<ActionResult> {
-    const template = this.templates[a.command];
-    if (!template || template.length === 0) {
-      return Promise.resolve({ ok: false, message: `no command template for ${a.command}` });
-    }
+    const missing = this.cannotRun(a.command);
+    if (missing !== null) return Promise.resolve({ ok: false, message: missing });
+    const template = this.templates[a.command]!;
     // Names are validated at the edge, but one that looks like an option or a
     // path climb must not reach a template either (`ssh {node}` with -F...).
     if (a.node.startsWith('-') || a.node.split('/').includes('..')) {

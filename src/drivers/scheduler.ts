@@ -62,6 +62,8 @@ export class Scheduler {
     const n = this.core.nodes.get(nodeId);
     if (!n) return;
     const r = this.route(n.type);
+    const why = cannotRun(r, command);
+    if (why !== null) return this.unrunnable(nodeId, command, attempt, started, why);
     const ladder = r.ladder?.[command];
     const actual = ladder && ladder.length > 0 ? ladder[Math.min(attempt, ladder.length) - 1]! : command;
     const a: Action = {
@@ -80,6 +82,28 @@ export class Scheduler {
       return;
     }
     this.enqueue(a, r);
+  }
+
+  /**
+   * An action its driver can never run (a trigger's POWEROFF where the
+   * config has no template for it): trying again cannot help, so the node's
+   * drive ends at once — a NOTIFY saying why and a TBFAILED (reason
+   * NO_DRIVER) — instead of failing DRIVER_FAILED maxRebootAttempts times.
+   * Operator commands never get here: the core refuses them (E_NO_DRIVER).
+   */
+  private unrunnable(node: string, command: string, attempt: number, started: number | undefined, why: string): void {
+    this.core.run((c) => {
+      const r = c.nodes.get(node)?.reboot;
+      // Only the drive this action was for: a newer command (a forced reboot) is not ended by it.
+      if (!r || r.command !== command || r.attempts !== attempt || r.started !== started || r.gaveUp) return;
+      const message = `${command} cannot run: ${why}; not retried`;
+      c.applyEvent({ objtype: 'NOTIFY', objname: node, eventtype: 'NO_DRIVER', message: `${node}: ${message}` });
+      c.applyEvent({
+        objtype: 'TBFAILED', objname: node, eventtype: command,
+        reason: { code: 'NO_DRIVER', mode: 'TBCOMMAND', state: command, attempts: attempt, message: why },
+        message: `${node}: ${message}`,
+      });
+    }).catch((err: unknown) => this.log(`stated: could not record that ${command} cannot run for ${node} (${why}): ${(err as Error).message}`));
   }
 
   private lane(key: string): Lane {
@@ -158,6 +182,22 @@ export class Scheduler {
         }
       });
   }
+}
+
+/**
+ * Why the route's driver can never run `command` — every step of its
+ * escalation ladder counted, as any attempt may run one — or null. Only a
+ * `command` driver can say (a template it lacks); agents and the simulator
+ * run any command.
+ */
+export function cannotRun(r: Route, command: string): string | null {
+  if (!r.driver.cannotRun) return null;
+  const ladder = r.ladder?.[command];
+  for (const step of ladder && ladder.length > 0 ? ladder : [command]) {
+    const why = r.driver.cannotRun(step);
+    if (why !== null) return `${step === command ? why : `${command} escalates to ${step}: ${why}`} (drivers.${r.key.slice(r.key.indexOf(':') + 1)} in the config)`;
+  }
+  return null;
 }
 
 /** Builds the route for a node type from the config's drivers (SPEC §4: template, agent, simulator). */
