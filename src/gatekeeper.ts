@@ -87,7 +87,8 @@ export function replace(s: Step, command: string): void {
 
 /** Someone (or we) declared the node lost (TBFAILED): stop driving it. */
 export function stopDriving(s: Step): void {
-  if (s.n.reboot.command) s.setReboot({ ...s.n.reboot, gaveUp: true, awaitingShutdown: false });
+  // Not in flight either: a restart must not run the lost node's action again, and its late result is ignored.
+  if (s.n.reboot.command) s.setReboot({ ...s.n.reboot, gaveUp: true, awaitingShutdown: false, inFlight: false });
   if (s.n.timeout && isRetryAction(s.n.timeout.action)) s.n.timeout = null;
 }
 

@@ -411,7 +411,7 @@ export class Core implements BatchDomain<Committed> {
     const out: Effect[] = [];
     for (const n of this.nodes.values()) {
       const r = n.reboot;
-      if (r.inFlight && r.command) out.push({ t: 'action', node: n.id, command: r.command, attempt: r.attempts, ...(r.started === undefined ? {} : { started: r.started }) });
+      if (r.inFlight && r.command && !r.gaveUp) out.push({ t: 'action', node: n.id, command: r.command, attempt: r.attempts, ...(r.started === undefined ? {} : { started: r.started }) });
     }
     return out;
   }

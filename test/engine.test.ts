@@ -436,3 +436,14 @@ test('a reboot records the log position it started after, kept across retries', 
   n = apply(n, { kind: 'timeout' }, engineCtx({ now: n.timeout!.at, seq: 50 })).node;
   assert.deepEqual([n.reboot.attempts, n.reboot.seq], [2, 41]);
 });
+
+// A node declared lost (TBFAILED) while its action runs: stated stops driving it, and a restart
+// (Core.inFlightActions) must not run that action again; the action's late result changes nothing.
+test('a TBFAILED event while an action is in flight ends the drive: not in flight, a late result ignored', () => {
+  const running = apply(makeNode(), { kind: 'command', command: 'REBOOT', force: false }, engineCtx()).node;
+  assert.equal(running.reboot.inFlight, true);
+  const lost = apply(running, { kind: 'failed' }, engineCtx()).node;
+  assert.deepEqual([lost.reboot.gaveUp, lost.reboot.inFlight], [true, false]);
+  const late = apply(lost, { kind: 'actionResult', command: 'REBOOT', attempt: 1, ok: false, message: 'late' }, engineCtx());
+  assert.deepEqual([late.effects, late.node.timeout], [[], null]);
+});
