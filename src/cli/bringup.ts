@@ -10,7 +10,7 @@ import type { FailureReason, MachineDefinition } from '../types.ts';
 import type { NodeView } from '../views.ts';
 import { admin, printJson } from './common.ts';
 import { EXIT } from './output.ts';
-import { follow, reasonText } from './watch.ts';
+import { follow, reasonText } from './progress.ts';
 
 export interface BringUpOptions {
   timeoutS: number;

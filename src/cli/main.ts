@@ -23,7 +23,7 @@ const main: CommandDef = defineCommand({
     audit: () => import('./audit.ts').then((m) => m.default),
     simulate: () => import('./simulate.ts').then((m) => m.default),
     history: () => import('./history.ts').then((m) => m.default),
-    watch: () => import('./tail.ts').then((m) => m.default),
+    watch: () => import('./watch.ts').then((m) => m.default),
     stats: () => import('./stats.ts').then((m) => m.default),
     docs: () => import('./docs.ts').then((m) => m.docsCommand(main)),
   },

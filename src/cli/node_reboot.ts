@@ -9,7 +9,7 @@ import type { NodeView } from '../views.ts';
 import { connArgs, names } from './common.ts';
 import { EXIT, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
-import { watch } from './watch.ts';
+import { watch } from './progress.ts';
 
 export default defineCommand({
   meta: { name: 'node_reboot', description: 'reboot nodes through stated and wait for them' },

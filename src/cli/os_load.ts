@@ -12,7 +12,7 @@ import { clearNextModes, nodeViews } from './bringup.ts';
 import { admin, connArgs, names } from './common.ts';
 import { EXIT, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
-import { watch } from './watch.ts';
+import { watch } from './progress.ts';
 
 /** The state a reload closes with: Emulab's frisbee reports either. */
 const RELOAD_DONE = 'RELOADDONE|RELOADDONEV2';
