@@ -10,7 +10,8 @@ import type { FailureReason, MachineDefinition } from '../types.ts';
 import type { NodeView } from '../views.ts';
 import { admin, printJson } from './common.ts';
 import { EXIT } from './output.ts';
-import { follow, reasonText } from './progress.ts';
+import { describeFailure } from '../reasons.ts';
+import { follow } from './progress.ts';
 
 export interface BringUpOptions {
   timeoutS: number;
@@ -135,7 +136,7 @@ export function report(o: Outcome, opts: BringUpOptions): number {
   if (o.failed.length > 0) {
     const within = o.failed.length <= opts.tolerate;
     out(`failed ${o.failed.length}${opts.tolerate > 0 ? ` (${within ? '' : 'only '}${opts.tolerate} tolerated)` : ''}:`);
-    for (const f of o.failed) out(`  ${f.node}: ${reasonText(f.reason)}`);
+    for (const f of o.failed) out(`  ${f.node}: ${describeFailure(f.reason)}`);
   }
   if (o.timedOut.length > 0) {
     if (o.interrupted) out(`interrupted, still waiting for ${o.timedOut.length}${list(o.timedOut)}`);

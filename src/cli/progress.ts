@@ -4,18 +4,15 @@
  */
 import type { StateWait, WaitResult } from '../client/index.ts';
 import { describeFailure } from '../reasons.ts';
+import { duration } from '../timefmt.ts';
 import { printJson } from './common.ts';
 import { EXIT } from './output.ts';
-import { duration } from './status.ts';
 
 export interface WatchOptions {
   timeoutS: number;
   updateS: number;
   json: boolean;
 }
-
-/** A failure reason as one line: code, where, attempts, message. */
-export const reasonText = describeFailure;
 
 function line(r: WaitResult, total: number, leftS: number): string {
   const pending = r.remaining.length > 0 ? ` (${r.remaining.slice(0, 8).join(' ')}${r.remaining.length > 8 ? ' ...' : ''})` : '';
@@ -69,7 +66,7 @@ export async function follow(w: StateWait, opts: WatchOptions): Promise<Followed
   void (async () => {
     for await (const u of w.progress()) {
       if (!live) return;
-      if (u.type === 'failed') process.stderr.write(`${tty ? '\r\x1b[K' : ''}failed ${u.node}: ${reasonText(u.reason)}\n`);
+      if (u.type === 'failed') process.stderr.write(`${tty ? '\r\x1b[K' : ''}failed ${u.node}: ${describeFailure(u.reason)}\n`);
       if (!tty) continue;
       if (u.type === 'done') r = { ...r, finished: [...r.finished, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
       if (u.type === 'failed') r = { ...r, failed: [...r.failed, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
@@ -127,7 +124,7 @@ export async function watch(w: StateWait, opts: WatchOptions): Promise<number> {
   out(`finished ${r.finished.length}/${total}${r.finished.length > 0 ? `: ${r.finished.join(' ')}` : ''}`);
   if (r.failed.length > 0) {
     out(`failed ${r.failed.length}:`);
-    for (const n of r.failed) out(`  ${n}: ${reasonText(r.failures[n])}`);
+    for (const n of r.failed) out(`  ${n}: ${describeFailure(r.failures[n])}`);
   }
   if (r.remaining.length > 0) {
     if (interrupted) out(`interrupted, still waiting for ${r.remaining.length}: ${r.remaining.join(' ')}`);
