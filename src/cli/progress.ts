@@ -3,6 +3,7 @@
  * otherwise, then a truthful summary and SPEC §1's exit code.
  */
 import type { StateWait, WaitResult } from '../client/index.ts';
+import type { FailureReason } from '../types.ts';
 import { describeFailure } from '../reasons.ts';
 import { duration } from '../timefmt.ts';
 import { printJson } from './common.ts';
@@ -108,27 +109,48 @@ async function limited<T>(p: Promise<T>): Promise<T | undefined> {
   }
 }
 
-/** Waits, reports, ends the wait; returns the exit code (0 done, 1 failed, 2 timed out, 130 interrupted). */
-export async function watch(w: StateWait, opts: WatchOptions): Promise<number> {
-  const { r, interrupted } = await follow(w, opts);
-  const total = w.nodes.length;
+/** What a summary covers besides the wait's own result. */
+export interface SummaryOptions extends WatchOptions {
+  /** Nodes the command was refused for (never in the wait): failed, with the refusal's code. */
+  refused?: Record<string, FailureReason>;
+}
+
+/**
+ * The exit code of a waiting command (SPEC §1, README "Exit codes"): a
+ * failed or refused node dominates timeouts, as in os_setup's report.
+ */
+export function exitCode(failed: number, timedOut: number, interrupted: boolean): number {
+  return interrupted ? EXIT.INTERRUPTED : failed > 0 ? EXIT.FAILED : timedOut > 0 ? EXIT.TIMEOUT : EXIT.OK;
+}
+
+/** Prints the summary (table or --json) of a wait over `total` nodes; returns the exit code. */
+export function summarize(states: string[], total: number, r: WaitResult, interrupted: boolean, opts: SummaryOptions): number {
+  const refused = opts.refused ?? {};
+  const failed = [...Object.keys(refused), ...r.failed];
+  const failures = { ...refused, ...r.failures };
   const out = (text: string): void => {
     if (opts.json) process.stderr.write(`${text}\n`);
     else process.stdout.write(`${text}\n`);
   };
-  const code = interrupted ? EXIT.INTERRUPTED : r.failed.length > 0 ? EXIT.FAILED : r.remaining.length > 0 ? EXIT.TIMEOUT : EXIT.OK;
+  const code = exitCode(failed.length, r.remaining.length, interrupted);
   if (opts.json) {
-    printJson({ states: w.states, finished: r.finished, failed: r.failed, timedOut: interrupted ? [] : r.remaining, ...(interrupted ? { interrupted: r.remaining } : {}), failures: r.failures, exit: code });
+    printJson({ states, finished: r.finished, failed, timedOut: interrupted ? [] : r.remaining, ...(interrupted ? { interrupted: r.remaining } : {}), failures, exit: code });
     return code;
   }
   out(`finished ${r.finished.length}/${total}${r.finished.length > 0 ? `: ${r.finished.join(' ')}` : ''}`);
-  if (r.failed.length > 0) {
-    out(`failed ${r.failed.length}:`);
-    for (const n of r.failed) out(`  ${n}: ${describeFailure(r.failures[n])}`);
+  if (failed.length > 0) {
+    out(`failed ${failed.length}:`);
+    for (const n of failed) out(`  ${n}: ${n in refused ? 'refused ' : ''}${describeFailure(failures[n])}`);
   }
   if (r.remaining.length > 0) {
     if (interrupted) out(`interrupted, still waiting for ${r.remaining.length}: ${r.remaining.join(' ')}`);
     else out(`timed out ${r.remaining.length} after ${opts.timeoutS}s: ${r.remaining.join(' ')}`);
   }
   return code;
+}
+
+/** Waits, reports, ends the wait; returns the exit code (0 done, 1 failed or refused, 2 timed out, 130 interrupted). */
+export async function watch(w: StateWait, opts: SummaryOptions): Promise<number> {
+  const { r, interrupted } = await follow(w, opts);
+  return summarize(w.states, w.nodes.length, r, interrupted, opts);
 }
