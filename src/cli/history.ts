@@ -11,7 +11,7 @@ const MAX_LIMIT = 10_000;
 export default defineCommand({
   meta: { name: 'history', description: "a node's events from the log, newest last, with readable times" },
   args: {
-    node: { type: 'positional', required: true, description: 'the node' },
+    node: { type: 'positional', required: true, description: 'NODE' },
     limit: { type: 'string', description: `the newest N events (1..${MAX_LIMIT}, default 100)` },
     json: { type: 'boolean', description: 'print the events as JSON (times in epoch ms)' },
     ...connArgs,

@@ -12,6 +12,7 @@ import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 export default defineCommand({
   meta: { name: 'os_setup', description: 'bring nodes up: reload those with a next op mode, reboot the rest, wait for ISUP' },
   args: {
+    nodes: { type: 'positional', required: false, description: 'NODE... (or -e PROJECT)' },
     project: { type: 'string', alias: 'e', description: 'every node of this project' },
     tolerate: { type: 'string', description: 'exit 0 when at most this many nodes failed', default: '0' },
     ...waitArgs,

@@ -6,8 +6,8 @@ import { usage } from './output.ts';
 export default defineCommand({
   meta: { name: 'send', description: 'send one event: NODE STATE, or --objtype --objname --eventtype' },
   args: {
-    node: { type: 'positional', required: false, description: 'the node (objtype TBNODESTATE)' },
-    state: { type: 'positional', required: false, description: 'the state it entered' },
+    node: { type: 'positional', required: false, description: 'NODE (objtype TBNODESTATE)' },
+    state: { type: 'positional', required: false, description: 'STATE: the state it entered' },
     objtype: { type: 'string', description: 'TBNODESTATE, TBCOMMAND, TBCONTROL, ...' },
     objname: { type: 'string', description: 'the node (or comma-separated nodes for TBCOMMAND)' },
     eventtype: { type: 'string', description: 'the state, command or control event' },

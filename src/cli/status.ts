@@ -36,7 +36,7 @@ export function statusTable(nodes: NodeView[], now: number): string {
 export default defineCommand({
   meta: { name: 'status', description: 'mode, state, since when, pending timeout, reboot attempts, next op mode' },
   args: {
-    nodes: { type: 'positional', required: false, description: 'nodes to show (default: all)' },
+    nodes: { type: 'positional', required: false, description: 'NODE... to show (default: all)' },
     json: { type: 'boolean', description: "print the reply's nodes array as JSON (times in epoch ms)" },
     state: { type: 'string', description: 'only nodes in this state' },
     mode: { type: 'string', description: 'only nodes in this op mode' },

@@ -43,7 +43,7 @@ const list = defineCommand({
 
 const revoke = defineCommand({
   meta: { name: 'revoke', description: "revoke a token by id: it is refused from then on" },
-  args: { id: { type: 'positional', required: true, description: 'token id (from token list)' }, ...connArgs },
+  args: { id: { type: 'positional', required: true, description: 'ID: a token id (from token list)' }, ...connArgs },
   async run({ args }) {
     if (args._.length !== 1) usage('expected one token ID');
     const r = await withConnection(args, (conn) => admin<{ revoked: string }>(conn, 'token.revoke', { id: args.id }));
