@@ -3,7 +3,7 @@
 import { type CommandDef, defineCommand, renderUsage, runCommand } from 'citty';
 import { VERSION } from '../version.ts';
 import { checkArgv, checkPositionals, resolveCommand } from './argv.ts';
-import { fail, plain, setUsage, usage } from './output.ts';
+import { argumentError, fail, plain, setUsage } from './output.ts';
 
 const main: CommandDef = defineCommand({
   meta: { name: 'stated', version: VERSION, description: 'The state daemon of a network testbed' },
@@ -44,15 +44,15 @@ async function run(rawArgs: string[]): Promise<void> {
   }
   // Not runMain: it prints the whole usage and exits 1 on a bad argument,
   // where SPEC §1 wants one `stated: E_USAGE: ...` line, the usage, and exit 64.
-  // From here on any usage error, found here or by the subcommand itself
-  // (a missing NODE, a bad -t), is followed by this subcommand's usage.
+  // A command line of the wrong shape, found here or by the subcommand
+  // itself (NODE... or -e PROJECT), is followed by this subcommand's usage.
   setUsage(await help());
   const problem = (await checkArgv(cmd, rest)) ?? (await checkPositionals(cmd, rest));
-  if (problem !== null) usage(problem);
+  if (problem !== null) argumentError(problem);
   try {
     await runCommand(main, { rawArgs });
   } catch (err) {
-    if (err instanceof Error && err.name === 'CLIError') usage(plain(err.message).replace(/\.$/, ''));
+    if (err instanceof Error && err.name === 'CLIError') argumentError(plain(err.message).replace(/\.$/, ''));
     fail(err);
   }
 }

@@ -7,7 +7,7 @@ import { defineCommand } from 'citty';
 import { StateWait } from '../client/index.ts';
 import type { NodeView } from '../views.ts';
 import { connArgs, names } from './common.ts';
-import { EXIT, fail, usage } from './output.ts';
+import { EXIT, argumentError, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 import { refusalReason } from './bringup.ts';
 import { summarize, watch } from './progress.ts';
@@ -28,7 +28,7 @@ export default defineCommand({
     const timeoutS = seconds(args.timeout ?? (args.wait ? '1800' : '300'), '-t');
     const updateS = seconds(args.update, '-u');
     if (args.wait && args['no-wait']) usage('give -w (wait until up) or -n (do not wait), not both');
-    if (args.project && args._.length > 0) usage('give either -e PROJECT or nodes, not both');
+    if (args.project && args._.length > 0) argumentError('give either -e PROJECT or nodes, not both');
     if (!args.project) names(args._, 'NODE');
     const conn = await durableConnection(args);
     try {

@@ -6,7 +6,7 @@
 import { defineCommand } from 'citty';
 import { connArgs } from './common.ts';
 import { bringUp, nodeViews, report } from './bringup.ts';
-import { fail, usage } from './output.ts';
+import { argumentError, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 
 export default defineCommand({
@@ -24,8 +24,8 @@ export default defineCommand({
     const updateS = seconds(args.update, '-u');
     const tolerate = Number(args.tolerate);
     if (!Number.isInteger(tolerate) || tolerate < 0) usage('--tolerate must be a whole number >= 0');
-    if (args.project && args._.length > 0) usage('give either -e PROJECT or nodes, not both');
-    if (!args.project && args._.length === 0) usage('expected at least one NODE, or -e PROJECT');
+    if (args.project && args._.length > 0) argumentError('give either -e PROJECT or nodes, not both');
+    if (!args.project && args._.length === 0) argumentError('expected at least one NODE, or -e PROJECT');
     const conn = await durableConnection(args);
     try {
       const views = args.project

@@ -31,13 +31,22 @@ export function fail(err: unknown): never {
 /** The running subcommand's usage, set by main.ts once it knows which subcommand runs. */
 let commandUsage: string | undefined;
 
-/** Makes every later usage error print this usage after its line. */
+/** What argumentError() prints after its line. */
 export function setUsage(text: string): void {
   commandUsage = text;
 }
 
-/** A usage error (SPEC §1): one line, then the subcommand's usage; exit 64. */
-export function usage(message: string, help: string | undefined = commandUsage): never {
+/** A usage error: one line (a bad value: the line says which), then `help` if given; exit 64. */
+export function usage(message: string, help?: string): never {
   process.stderr.write(`stated: E_USAGE: ${message}\n${help === undefined ? '' : `\n${help}\n`}`);
   process.exit(EXIT.USAGE);
+}
+
+/**
+ * A command line of the wrong shape (SPEC §1): an unknown option, a missing
+ * or extra argument. One line, then the subcommand's usage; exit 64. The
+ * one path for main.ts's checks and a subcommand's own (NODE... or -e).
+ */
+export function argumentError(message: string): never {
+  return usage(message, commandUsage);
 }

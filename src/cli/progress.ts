@@ -17,7 +17,7 @@ export interface WatchOptions {
 
 function line(r: WaitResult, total: number, leftS: number): string {
   const pending = r.remaining.length > 0 ? ` (${r.remaining.slice(0, 8).join(' ')}${r.remaining.length > 8 ? ' ...' : ''})` : '';
-  return `${r.finished.length}/${total} done, ${r.failed.length} failed, ${r.remaining.length} pending${pending}, ${duration(Math.max(0, Math.ceil(leftS)) * 1000)} left`;
+  return `${r.finished.length}/${total} done, ${r.failed.length} failed, ${r.remaining.length} pending${pending}, ${duration(leftS * 1000)} left`;
 }
 
 function bar(r: WaitResult, total: number, leftS: number): string {
