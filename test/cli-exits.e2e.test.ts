@@ -7,8 +7,10 @@
 //   usage error (64) whether the CLI or the daemon finds it; a missing or
 //   extra argument prints the subcommand's usage.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
-import { type Daemon, runCli, startDaemon } from './helpers/daemon.ts';
+import { type Daemon, repoRoot, runCli, startDaemon } from './helpers/daemon.ts';
 import { history, nodeView, openWaits, scriptedAgent, until } from './helpers/fleet.ts';
 
 const SCALED = ['--time-scale', '0.01'];
@@ -114,4 +116,20 @@ test('audit shows readable times in its table and epoch ms with --json (SPEC §1
   assert.doesNotMatch(r.stdout, /\d{4}-\d\d-\d\dT/);
   const j = JSON.parse((await d.runCli(['audit', '--json'])).stdout);
   assert.ok(Math.abs(j[0].time - Date.now()) < 60_000, 'epoch ms');
+});
+
+test('the README\'s rows for the waiting commands name every option their --help has (README "Commands")', async () => {
+  const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  for (const cmd of ['waitForState', 'node_reboot', 'os_load', 'os_setup', 'tbrestart']) {
+    const row = readme.split('\n').find((l) => l.startsWith(`| \`stated ${cmd} `));
+    assert.ok(row, `README has a row for ${cmd}`);
+    const synopsis = row.split(' | ')[0]!;
+    const help = (await runCli([cmd, '--help'])).stdout;
+    for (const m of help.matchAll(/^\s+(?:-(\w), )?--([\w-]+)/gm)) {
+      const [, short, long] = m;
+      if (long === 'url' || long === 'token') continue; // every client command's, documented once
+      assert.ok(synopsis.includes(`--${long}`) || (short !== undefined && synopsis.includes(`-${short} `)) || (short !== undefined && synopsis.includes(`-${short}]`)),
+        `${cmd}: README's synopsis ${synopsis} lacks ${short ? `-${short}/` : ''}--${long}`);
+    }
+  }
 });
