@@ -83,7 +83,7 @@ test('6. help and tables are readable: no colour off a terminal, NODE shown, clo
   assert.match(row('pc1'), /^pc1\s+NORMALv2\s+ISUP \(gave up\)\s+\d\d:\d\d:\d\d\s/, table);
   assert.match(row('pc2'), /^pc2\s+NORMALv2\s+-\s+-\s+-\s/, `a node with no state has no SINCE: ${table}`);
   assert.doesNotMatch(table, /ago/);
-  assert.match(row('pc3'), /BOOTING\s+\d\d:\d\d:\d\d\s+REBOOT (in \d+s|\d+s overdue)/);
+  assert.match(row('pc3'), /BOOTING\s+\d\d:\d\d:\d\d\s+REBOOT (in \d+(\.\d)?s|\d+(\.\d)?s overdue)/);
 
   const partial = await d.runCli(['status', 'pc1', 'nosuch']);
   assert.equal(partial.code, 1, partial.stderr);

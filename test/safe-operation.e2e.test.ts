@@ -144,7 +144,7 @@ test('3. names an operator types are checked against the definitions before anyt
     [['waitForState', '-t', '5', '-s', 'SHUTDOWN,ISUPP', 'pc1'], /ISUPP/],
   ] as const) {
     const r = await d.runCli([...args]);
-    assertError(r, 'E_UNKNOWN_NAME');
+    assertError(r, 'E_UNKNOWN_NAME', 64); // a name that cannot be right is a usage error (SPEC §1, README Exit codes)
     assert.match(r.stderr, what);
   }
   const list = await nodes(d);

@@ -99,14 +99,17 @@ test('one node never answers: with -t 2 exit 2 after ~2 s, listed as timed out (
   assert.ok(took >= 2000 && took < 8000, `took ${took} ms for -t 2`);
   assert.match(r.stdout, /^finished 1\/2: c1$/m);
   assert.match(r.stdout, /^timed out 1 after 2s: c3$/m);
-  assert.match(r.stdout, /^waiting for SHUTDOWN,ISUP: 1\/2 done, 0 failed, 1 pending \(c3\), \d+s left$/m, 'a status line every -u seconds');
+  assert.match(r.stdout, /^waiting for SHUTDOWN,ISUP: 1\/2 done, 0 failed, 1 pending \(c3\), \d+(\.\d)?s left$/m, 'a status line every -u seconds');
   assert.equal(await metric(d, 'stated_waits'), 0, 'a timed-out CLI ends its wait too');
 });
 
 test('usage errors exit 64 with one `stated: E_USAGE:` line and register nothing (SPEC §1)', async (t) => {
   const d = await daemonWithNodes(t, ['c1']);
+  // A missing NODE is a command line of the wrong shape: the line, then the usage.
+  const none = await d.runCli(['waitForState']);
+  assert.equal(none.code, 64);
+  assert.match(none.stderr, /^stated: E_USAGE: expected at least one NODE\n\n.*\n\nUSAGE stated waitForState /);
   for (const args of [
-    [],
     ['-t', '0', 'c1'],
     ['-t', 'soon', 'c1'],
     ['-u', '-3', 'c1'],

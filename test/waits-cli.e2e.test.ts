@@ -82,7 +82,7 @@ test('waits list shows open waits (a user token only its project\'s), waits canc
   const table = await d.runCli(['waits', 'list']);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /^WAIT\s+STATES\s+DONE\/FAILED\/LEFT\s+OWNER\s+AGE\s+WAITING FOR$/m);
-  assert.match(table.stdout, new RegExp(`^${theirs.wait}\\s+SHUTDOWN,ISUP\\s+0/0/1\\s+\\S+\\s+\\d+s\\s+q1$`, 'm'));
+  assert.match(table.stdout, new RegExp(`^${theirs.wait}\\s+SHUTDOWN,ISUP\\s+0/0/1\\s+\\S+\\s+\\d+(\\.\\d)?s\\s+q1$`, 'm'));
   assert.doesNotMatch(table.stdout, /\x1b\[/, 'no colour codes off a terminal');
 
   // A user sees only waits on its project's nodes, and may not end another's.

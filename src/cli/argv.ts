@@ -46,11 +46,8 @@ const camel = (s: string): string => s.replace(/-([a-z])/g, (_, c: string) => c.
 /** `-5` and `-0.5` are values (a negative number), not options. */
 const isOption = (t: string): boolean => t.length > 1 && t.startsWith('-') && !/^-\d/.test(t);
 
-/**
- * Returns the first problem with argv for this command's options, or null:
- * an unknown option, or a string option with no value after it.
- */
-export async function checkArgv(cmd: AnyCommand, argv: string[]): Promise<string | null> {
+/** Each option's kind, under every spelling it answers to. */
+async function optionKinds(cmd: AnyCommand): Promise<{ defs: ArgsDef; kind: Map<string, 'string' | 'boolean'> }> {
   const defs = (cmd.args ? await value(cmd.args) : {}) as ArgsDef;
   const kind = new Map<string, 'string' | 'boolean'>();
   for (const [name, def] of Object.entries(defs)) {
@@ -59,12 +56,22 @@ export async function checkArgv(cmd: AnyCommand, argv: string[]): Promise<string
     const alias = 'alias' in def ? def.alias : undefined;
     for (const n of [name, kebab(name), camel(name), ...(Array.isArray(alias) ? alias : alias ? [alias] : [])]) kind.set(n, k);
   }
-  const hasSubs = cmd.subCommands !== undefined;
+  return { defs, kind };
+}
+
+/** Splits argv into its positionals, or says what is wrong with its options. */
+function scan(kind: Map<string, 'string' | 'boolean'>, argv: string[], hasSubs: boolean): { problem: string | null; positionals: string[] } {
+  const positionals: string[] = [];
+  const bad = (problem: string): { problem: string; positionals: string[] } => ({ problem, positionals });
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i]!;
-    if (tok === '--') break;
+    if (tok === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
     if (!isOption(tok)) {
-      if (hasSubs) return null; // an unknown subcommand: citty's error names it
+      if (hasSubs) break; // an unknown subcommand: citty's error names it
+      positionals.push(tok);
       continue;
     }
     if (tok.startsWith('--')) {
@@ -72,11 +79,11 @@ export async function checkArgv(cmd: AnyCommand, argv: string[]): Promise<string
       const name = tok.slice(2, eq < 0 ? undefined : eq);
       let k = kind.get(name);
       if (k === undefined && name.startsWith('no-') && kind.get(name.slice(3)) === 'boolean' && eq < 0) k = 'boolean';
-      if (k === undefined) return `unknown option --${name}`;
-      if (k === 'boolean' && eq >= 0) return `option --${name} takes no value`;
+      if (k === undefined) return bad(`unknown option --${name}`);
+      if (k === 'boolean' && eq >= 0) return bad(`option --${name} takes no value`);
       if (k === 'string' && eq < 0) {
         const next = argv[i + 1];
-        if (next === undefined || isOption(next)) return `option --${name} needs a value`;
+        if (next === undefined || isOption(next)) return bad(`option --${name} needs a value`);
         i++;
       }
       continue;
@@ -86,16 +93,45 @@ export async function checkArgv(cmd: AnyCommand, argv: string[]): Promise<string
     for (let j = 0; j < letters.length; j++) {
       const c = letters[j]!;
       const k = kind.get(c);
-      if (k === undefined) return `unknown option -${c}`;
+      if (k === undefined) return bad(`unknown option -${c}`);
       if (k === 'string') {
         if (j === letters.length - 1) {
           const next = argv[i + 1];
-          if (next === undefined || isOption(next)) return `option -${c} needs a value`;
+          if (next === undefined || isOption(next)) return bad(`option -${c} needs a value`);
           i++;
         }
         break; // the rest of the cluster is the value
       }
     }
   }
+  return { problem: null, positionals };
+}
+
+/**
+ * Returns the first problem with argv for this command's options, or null:
+ * an unknown option, or a string option with no value after it.
+ */
+export async function checkArgv(cmd: AnyCommand, argv: string[]): Promise<string | null> {
+  const { kind } = await optionKinds(cmd);
+  return scan(kind, argv, cmd.subCommands !== undefined).problem;
+}
+
+/**
+ * Returns what is wrong with argv's positionals for this command, or null:
+ * fewer than its required ones, or more than it takes. A positional whose
+ * description starts `NAME...` takes any number (the command checks for
+ * at least one where it needs one: `-e PROJECT` may stand in for them).
+ */
+export async function checkPositionals(cmd: AnyCommand, argv: string[]): Promise<string | null> {
+  if (cmd.subCommands !== undefined) return null;
+  const { defs, kind } = await optionKinds(cmd);
+  const { problem, positionals } = scan(kind, argv, false);
+  if (problem !== null) return problem;
+  const wanted = Object.values(defs).filter((d) => d.type === 'positional');
+  const label = (d: (typeof wanted)[number]): string => /^[A-Z][A-Z_]*\b/.exec(d.description ?? '')?.[0] ?? 'argument';
+  const required = wanted.filter((d) => d.required === true);
+  if (positionals.length < required.length) return `missing ${required.slice(positionals.length).map(label).join(' ')}`;
+  const variadic = wanted.some((d) => /^[A-Z][A-Z_]*\.\.\./.test(d.description ?? ''));
+  if (!variadic && positionals.length > wanted.length) return `unexpected argument ${JSON.stringify(positionals[wanted.length])}`;
   return null;
 }

@@ -6,11 +6,12 @@
  * summary of who was reloaded, rebooted, failed (why) or timed out.
  */
 import { type Connection, runPlan } from '../client/index.ts';
-import type { FailureReason, MachineDefinition } from '../types.ts';
+import { isReloadMode } from '../phases.ts';
+import type { FailureReason } from '../types.ts';
 import type { NodeView } from '../views.ts';
 import { admin, printJson } from './common.ts';
-import { EXIT } from './output.ts';
-import { follow, reasonText } from './watch.ts';
+import { describeFailure } from '../reasons.ts';
+import { exitCode, follow } from './progress.ts';
 
 export interface BringUpOptions {
   timeoutS: number;
@@ -64,21 +65,6 @@ export function refusalReason(why: string): FailureReason {
   return i > 0 ? { code: why.slice(0, i), message: why.slice(i + 2) } : { code: 'REFUSED', message: why };
 }
 
-/**
- * The modes a reload closes out of (those with a RELOADDONE or RELOADDONEV2
- * trigger: Emulab's RELOAD, WIMRELOAD, SECURELOAD, ...): a node up in one of
- * them did not finish it. Read from the loaded definitions; a token that may
- * not read them falls back to the names.
- */
-async function reloadModes(conn: Connection): Promise<Set<string>> {
-  try {
-    const def = await admin<MachineDefinition>(conn, 'machine.export');
-    return new Set(def.state_triggers.filter((t) => /\bRELOADDONE(V2)?\b/.test(t.triggers)).map((t) => t.op_mode));
-  } catch {
-    return new Set(['RELOAD', 'WIMRELOAD', 'SECURELOAD', 'RELOAD-MOTE', 'RELOAD-PCVM', 'RELOAD-PUSH']);
-  }
-}
-
 /** Reboots every node (reloading those with a next op mode) under one ISUP wait; returns what came of it. */
 export async function bringUp(conn: Connection, views: NodeView[], opts: BringUpOptions): Promise<Outcome> {
   // The mode each reloading node is headed for: judged again after the wait.
@@ -104,10 +90,9 @@ export async function bringUp(conn: Connection, views: NodeView[], opts: BringUp
   const reloaded: string[] = [];
   const rebooted = rebooting.filter((n) => up.has(n));
   const upReloading = reloading.filter((n) => up.has(n));
-  const closing = upReloading.length > 0 ? await reloadModes(conn) : new Set<string>();
   for (const n of await nodeViews(conn, upReloading)) {
     const target = reloadMode.get(n.node)!;
-    if (n.nextMode === target || (n.mode === target && closing.has(target))) {
+    if (n.nextMode === target || (n.mode === target && isReloadMode(target))) {
       failed.push({ node: n.node, reason: { code: 'RELOAD_FAILED', mode: n.mode, ...(n.state ? { state: n.state } : {}), message: `up without finishing its ${target}` } });
     } else reloaded.push(n.node);
   }
@@ -120,9 +105,8 @@ export async function bringUp(conn: Connection, views: NodeView[], opts: BringUp
 
 /** Prints the outcome (table or --json) and returns the exit code (SPEC §1 os_setup). */
 export function report(o: Outcome, opts: BringUpOptions): number {
-  const code = o.interrupted ? EXIT.INTERRUPTED
-    : o.failed.length > opts.tolerate ? EXIT.FAILED
-      : o.timedOut.length > 0 ? EXIT.TIMEOUT : EXIT.OK;
+  // Failures within --tolerate count as none; then the same rule as every waiting command.
+  const code = exitCode(o.failed.length > opts.tolerate ? o.failed.length : 0, o.timedOut.length, o.interrupted);
   if (opts.json) {
     printJson({ reloaded: o.reloaded, rebooted: o.rebooted, failed: o.failed, timedOut: o.interrupted ? [] : o.timedOut,
       ...(o.interrupted ? { interrupted: o.timedOut } : {}), nextModeCleared: o.cleared, exit: code });
@@ -135,7 +119,7 @@ export function report(o: Outcome, opts: BringUpOptions): number {
   if (o.failed.length > 0) {
     const within = o.failed.length <= opts.tolerate;
     out(`failed ${o.failed.length}${opts.tolerate > 0 ? ` (${within ? '' : 'only '}${opts.tolerate} tolerated)` : ''}:`);
-    for (const f of o.failed) out(`  ${f.node}: ${reasonText(f.reason)}`);
+    for (const f of o.failed) out(`  ${f.node}: ${describeFailure(f.reason)}`);
   }
   if (o.timedOut.length > 0) {
     if (o.interrupted) out(`interrupted, still waiting for ${o.timedOut.length}${list(o.timedOut)}`);

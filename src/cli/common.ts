@@ -1,9 +1,9 @@
 /** What every client subcommand shares: where the daemon is, how to reach it, how to print a table. */
 import { Connection, defaultToken, defaultUrl } from '../client/index.ts';
-import { fail, usage } from './output.ts';
+import { argumentError, fail, usage } from './output.ts';
 
 // Re-exported: one import gives a subcommand everything it shares with the others.
-export { EXIT, fail, usage } from './output.ts';
+export { EXIT, argumentError, fail, usage } from './output.ts';
 
 /** `--url` and `--token` (SPEC §1), spread into each client subcommand's args. */
 export const connArgs = {
@@ -50,7 +50,7 @@ export async function admin<T = unknown>(conn: Connection, action: string, args:
 
 /** The positionals citty left in `_`, required to be at least one. */
 export function names(rest: readonly string[], what: string): string[] {
-  if (rest.length === 0) usage(`expected at least one ${what}`);
+  if (rest.length === 0) argumentError(`expected at least one ${what}`);
   return [...rest];
 }
 

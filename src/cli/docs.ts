@@ -4,7 +4,7 @@
  * `--help`, so the three can never disagree (SPEC §6). `make install` runs it.
  */
 import { type ArgsDef, type CommandDef, type CommandMeta, defineCommand } from 'citty';
-import { usage } from './output.ts';
+import { argumentError } from './output.ts';
 
 type Resolvable<T> = T | Promise<T> | (() => T) | (() => Promise<T>);
 
@@ -143,7 +143,7 @@ export function docsCommand(root: CommandDef): CommandDef {
     args: { what: { type: 'positional', required: false, description: 'bash or man' } },
     async run({ args }) {
       const what = args._[0];
-      if (args._.length !== 1 || (what !== 'bash' && what !== 'man')) usage('expected bash or man');
+      if (args._.length !== 1 || (what !== 'bash' && what !== 'man')) argumentError('expected bash or man');
       const tree = await walk(root);
       process.stdout.write(what === 'bash' ? bashCompletion(tree) : manPage(tree));
     },

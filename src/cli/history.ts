@@ -1,7 +1,7 @@
 /** `stated history NODE`: the node's events from the log, newest last, with readable times (SPEC §1). */
 import { defineCommand } from 'citty';
 import type { LoggedEvent } from '../types.ts';
-import { connArgs, fail, printJson, usage } from './common.ts';
+import { argumentError, connArgs, fail, printJson, usage } from './common.ts';
 import { eventLine } from './eventline.ts';
 import { getJson } from './http.ts';
 
@@ -11,13 +11,13 @@ const MAX_LIMIT = 10_000;
 export default defineCommand({
   meta: { name: 'history', description: "a node's events from the log, newest last, with readable times" },
   args: {
-    node: { type: 'positional', required: true, description: 'the node' },
+    node: { type: 'positional', required: true, description: 'NODE' },
     limit: { type: 'string', description: `the newest N events (1..${MAX_LIMIT}, default 100)` },
     json: { type: 'boolean', description: 'print the events as JSON (times in epoch ms)' },
     ...connArgs,
   },
   async run({ args }) {
-    if (args._.length !== 1) usage('expected one NODE');
+    if (args._.length !== 1) argumentError('expected one NODE');
     const limit = args.limit === undefined ? 100 : Number(args.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) usage(`--limit: expected an integer 1..${MAX_LIMIT}, got ${JSON.stringify(args.limit)}`);
     const node = args._[0]!;

@@ -68,7 +68,7 @@ const exportCmd = defineCommand({
 
 const importCmd = defineCommand({
   meta: { name: 'import', description: 'replace the definitions with FILE (JSON or Emulab SQL rows); refused on any error' },
-  args: { file: { type: 'positional', required: true, description: "definition file ('-': stdin)" }, ...connArgs },
+  args: { file: { type: 'positional', required: true, description: "FILE: the definitions ('-': stdin)" }, ...connArgs },
   async run({ args }) {
     const input = readDefinition(args.file);
     // A refusal is an E_BAD_DEFINITION carrying the problems; fail() prints each, the old definitions stay.

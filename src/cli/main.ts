@@ -2,8 +2,8 @@
 /** The stated executable: one citty command with a subcommand per file. */
 import { type CommandDef, defineCommand, renderUsage, runCommand } from 'citty';
 import { VERSION } from '../version.ts';
-import { checkArgv, resolveCommand } from './argv.ts';
-import { fail, plain, usage } from './output.ts';
+import { checkArgv, checkPositionals, resolveCommand } from './argv.ts';
+import { argumentError, fail, plain, setUsage } from './output.ts';
 
 const main: CommandDef = defineCommand({
   meta: { name: 'stated', version: VERSION, description: 'The state daemon of a network testbed' },
@@ -23,7 +23,7 @@ const main: CommandDef = defineCommand({
     audit: () => import('./audit.ts').then((m) => m.default),
     simulate: () => import('./simulate.ts').then((m) => m.default),
     history: () => import('./history.ts').then((m) => m.default),
-    watch: () => import('./tail.ts').then((m) => m.default),
+    watch: () => import('./watch.ts').then((m) => m.default),
     stats: () => import('./stats.ts').then((m) => m.default),
     docs: () => import('./docs.ts').then((m) => m.docsCommand(main)),
   },
@@ -44,12 +44,15 @@ async function run(rawArgs: string[]): Promise<void> {
   }
   // Not runMain: it prints the whole usage and exits 1 on a bad argument,
   // where SPEC §1 wants one `stated: E_USAGE: ...` line, the usage, and exit 64.
-  const problem = await checkArgv(cmd, rest);
-  if (problem !== null) usage(problem, await help());
+  // A command line of the wrong shape, found here or by the subcommand
+  // itself (NODE... or -e PROJECT), is followed by this subcommand's usage.
+  setUsage(await help());
+  const problem = (await checkArgv(cmd, rest)) ?? (await checkPositionals(cmd, rest));
+  if (problem !== null) argumentError(problem);
   try {
     await runCommand(main, { rawArgs });
   } catch (err) {
-    if (err instanceof Error && err.name === 'CLIError') usage(plain(err.message).replace(/\.$/, ''), await help());
+    if (err instanceof Error && err.name === 'CLIError') argumentError(plain(err.message).replace(/\.$/, ''));
     fail(err);
   }
 }

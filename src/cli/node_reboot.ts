@@ -7,9 +7,10 @@ import { defineCommand } from 'citty';
 import { StateWait } from '../client/index.ts';
 import type { NodeView } from '../views.ts';
 import { connArgs, names } from './common.ts';
-import { EXIT, fail, usage } from './output.ts';
+import { EXIT, argumentError, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
-import { watch } from './watch.ts';
+import { refusalReason } from './bringup.ts';
+import { summarize, watch } from './progress.ts';
 
 export default defineCommand({
   meta: { name: 'node_reboot', description: 'reboot nodes through stated and wait for them' },
@@ -27,7 +28,7 @@ export default defineCommand({
     const timeoutS = seconds(args.timeout ?? (args.wait ? '1800' : '300'), '-t');
     const updateS = seconds(args.update, '-u');
     if (args.wait && args['no-wait']) usage('give -w (wait until up) or -n (do not wait), not both');
-    if (args.project && args._.length > 0) usage('give either -e PROJECT or nodes, not both');
+    if (args.project && args._.length > 0) argumentError('give either -e PROJECT or nodes, not both');
     if (!args.project) names(args._, 'NODE');
     const conn = await durableConnection(args);
     try {
@@ -42,18 +43,23 @@ export default defineCommand({
         const r = await conn.request<{ nodes: Record<string, string>; refusals?: Record<string, string> }>('command', { command: 'REBOOT', nodes, force });
         report(r.nodes, r.refusals);
         conn.close();
-        process.exit(EXIT.OK);
+        // Not waiting does not make a refusal a success: that node will not reboot.
+        process.exit(Object.keys(r.refusals ?? {}).length > 0 ? EXIT.FAILED : EXIT.OK);
       }
       const states = args.wait ? ['SHUTDOWN', 'ISUP'] : ['SHUTDOWN'];
       const w = await StateWait.init(conn, states, nodes, { command: 'REBOOT', force, ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
       if (w.command) report(w.command.nodes, w.command.refusals);
-      // A refused node will not go down for us: stop waiting for it, and say so in the exit code.
-      const refused = Object.keys(w.command?.refusals ?? {});
-      for (const n of refused) await w.cancelWait(n);
-      // Every node refused: nothing to wait for, and no wait left behind.
-      if (refused.length === nodes.length) await w.endStateWait();
-      const code = refused.length === nodes.length ? EXIT.FAILED
-        : Math.max(await watch(w, { timeoutS, updateS, json: args.json === true }), refused.length > 0 ? EXIT.FAILED : EXIT.OK);
+      // A refused node will not go down for us: stop waiting for it; the summary lists it failed, with its code.
+      const refused = Object.fromEntries(Object.entries(w.command?.refusals ?? {}).map(([n, why]) => [n, refusalReason(why)]));
+      for (const n of Object.keys(refused)) await w.cancelWait(n);
+      const opts = { timeoutS, updateS, json: args.json === true, refused };
+      let code: number;
+      if (Object.keys(refused).length < nodes.length) code = await watch(w, opts);
+      else {
+        // Every node refused: nothing to wait for, and no wait left behind.
+        await w.endStateWait();
+        code = summarize(states, nodes.length, { finished: [], failed: [], remaining: [], failures: {} }, false, opts);
+      }
       conn.close();
       process.exit(code);
     } catch (err) {

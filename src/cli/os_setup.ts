@@ -6,12 +6,13 @@
 import { defineCommand } from 'citty';
 import { connArgs } from './common.ts';
 import { bringUp, nodeViews, report } from './bringup.ts';
-import { fail, usage } from './output.ts';
+import { argumentError, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 
 export default defineCommand({
   meta: { name: 'os_setup', description: 'bring nodes up: reload those with a next op mode, reboot the rest, wait for ISUP' },
   args: {
+    nodes: { type: 'positional', required: false, description: 'NODE... (or -e PROJECT)' },
     project: { type: 'string', alias: 'e', description: 'every node of this project' },
     tolerate: { type: 'string', description: 'exit 0 when at most this many nodes failed', default: '0' },
     ...waitArgs,
@@ -23,8 +24,8 @@ export default defineCommand({
     const updateS = seconds(args.update, '-u');
     const tolerate = Number(args.tolerate);
     if (!Number.isInteger(tolerate) || tolerate < 0) usage('--tolerate must be a whole number >= 0');
-    if (args.project && args._.length > 0) usage('give either -e PROJECT or nodes, not both');
-    if (!args.project && args._.length === 0) usage('expected at least one NODE, or -e PROJECT');
+    if (args.project && args._.length > 0) argumentError('give either -e PROJECT or nodes, not both');
+    if (!args.project && args._.length === 0) argumentError('expected at least one NODE, or -e PROJECT');
     const conn = await durableConnection(args);
     try {
       const views = args.project

@@ -1,13 +1,13 @@
 /** `stated send`: one event, as a node's boot scripts send it (SPEC §1, §2). */
 import { defineCommand } from 'citty';
 import { connArgs, withConnection } from './common.ts';
-import { usage } from './output.ts';
+import { argumentError, usage } from './output.ts';
 
 export default defineCommand({
   meta: { name: 'send', description: 'send one event: NODE STATE, or --objtype --objname --eventtype' },
   args: {
-    node: { type: 'positional', required: false, description: 'the node (objtype TBNODESTATE)' },
-    state: { type: 'positional', required: false, description: 'the state it entered' },
+    node: { type: 'positional', required: false, description: 'NODE (objtype TBNODESTATE)' },
+    state: { type: 'positional', required: false, description: 'STATE: the state it entered' },
     objtype: { type: 'string', description: 'TBNODESTATE, TBCOMMAND, TBCONTROL, ...' },
     objname: { type: 'string', description: 'the node (or comma-separated nodes for TBCOMMAND)' },
     eventtype: { type: 'string', description: 'the state, command or control event' },
@@ -21,11 +21,11 @@ export default defineCommand({
     let event: Record<string, string>;
     if (flags.some((f) => f !== undefined)) {
       // Two ways to name one event; mixing them would make one silently win.
-      if (positional > 0) usage('give NODE STATE or --objtype/--objname/--eventtype, not both');
+      if (positional > 0) argumentError('give NODE STATE or --objtype/--objname/--eventtype, not both');
       if (flags.some((f) => f === undefined || f === '')) usage('--objtype, --objname and --eventtype go together');
       event = { objtype: args.objtype!, objname: args.objname!, eventtype: args.eventtype! };
     } else {
-      if (positional !== 2) usage('expected NODE STATE (or --objtype T --objname O --eventtype E)');
+      if (positional !== 2) argumentError('expected NODE STATE (or --objtype T --objname O --eventtype E)');
       event = { objtype: 'TBNODESTATE', objname: args._[0]!, eventtype: args._[1]! };
     }
     if (args.id !== undefined) event.id = args.id;

@@ -1,10 +1,9 @@
 /** `stated stats`: boot times, failures and retries per node type over a window (SPEC §1; GET /v1/stats). */
 import { defineCommand } from 'citty';
 import type { StatsReport } from '../stats.ts';
-import { connArgs, fail, printJson, table, usage } from './common.ts';
-import { clockTime } from './eventline.ts';
+import { clock, duration } from '../timefmt.ts';
+import { argumentError, connArgs, fail, printJson, table, usage } from './common.ts';
 import { getJson } from './http.ts';
-import { duration } from './status.ts';
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -16,8 +15,7 @@ export function parseDuration(text: string): number | null {
   return ms > 0 ? ms : null;
 }
 
-/** Under a minute to a tenth of a second (a VM or a simulated node boots in less than one); longer as `status` does. */
-const ms = (v: number | null): string => (v === null ? '-' : v < 60_000 ? `${(v / 1000).toFixed(1)}s` : duration(v));
+const ms = (v: number | null): string => (v === null ? '-' : duration(v));
 
 /** The table `stated stats` prints. */
 export function statsTable(r: StatsReport): string {
@@ -36,7 +34,7 @@ export default defineCommand({
     ...connArgs,
   },
   async run({ args }) {
-    if (args._.length > 0) usage(`unexpected argument ${JSON.stringify(args._[0])}`);
+    if (args._.length > 0) argumentError(`unexpected argument ${JSON.stringify(args._[0])}`);
     const window = parseDuration(args.since ?? '24h');
     if (window === null) usage(`--since: expected a duration such as 30m, 24h or 7d, got ${JSON.stringify(args.since)}`);
     // The window ends at the daemon's clock, but starts by this one: a few seconds of skew move its edge, not its figures.
@@ -45,7 +43,7 @@ export default defineCommand({
       printJson(r);
       return;
     }
-    process.stdout.write(`the last ${duration(r.now - r.since)}, since ${clockTime(r.since, r.now)}\n`);
+    process.stdout.write(`the last ${duration(r.now - r.since)}, since ${clock(r.since, r.now)}\n`);
     process.stdout.write(r.types.length === 0 ? 'no boots, failures or retries in this window\n' : statsTable(r));
   },
 });

@@ -2,17 +2,8 @@
 import { defineCommand } from 'citty';
 import type { NodeView } from '../views.ts';
 import { connArgs, printJson, table, withConnection } from './common.ts';
+import { clock, duration } from '../timefmt.ts';
 import { EXIT } from './output.ts';
-
-/** A duration as an operator reads it: 12s, 3m05s, 2h03m, 4d07h. */
-export function duration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const two = (n: number): string => String(n).padStart(2, '0');
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${two(s % 60)}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h${two(Math.floor(s / 60) % 60)}m`;
-  return `${Math.floor(s / 86400)}d${two(Math.floor(s / 3600) % 24)}h`;
-}
 
 function timeoutCell(n: NodeView, now: number): string {
   if (!n.timeout) return '-';
@@ -26,14 +17,6 @@ function rebootCell(n: NodeView): string {
   if (!r.command) return String(r.attempts);
   const how = r.gaveUp ? ', gave up' : r.waitingForDriver ? ', waiting for its driver' : r.inFlight ? ', in flight' : '';
   return `${r.attempts} (${r.command}${how})`;
-}
-
-/** A moment as a table shows it: the time of day (local), with the date once it is not today. */
-export function clock(ms: number, now: number): string {
-  const d = new Date(ms);
-  const two = (n: number): string => String(n).padStart(2, '0');
-  const hms = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
-  return new Date(now).toDateString() === d.toDateString() ? hms : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${hms}`;
 }
 
 /** True when stated gave up on the node (TBFAILED) and nobody has cleared it yet. */
@@ -53,7 +36,7 @@ export function statusTable(nodes: NodeView[], now: number): string {
 export default defineCommand({
   meta: { name: 'status', description: 'mode, state, since when, pending timeout, reboot attempts, next op mode' },
   args: {
-    nodes: { type: 'positional', required: false, description: 'nodes to show (default: all)' },
+    nodes: { type: 'positional', required: false, description: 'NODE... to show (default: all)' },
     json: { type: 'boolean', description: "print the reply's nodes array as JSON (times in epoch ms)" },
     state: { type: 'string', description: 'only nodes in this state' },
     mode: { type: 'string', description: 'only nodes in this op mode' },

@@ -1,7 +1,8 @@
 /** `stated token create|list|revoke`: bearer tokens and their roles (SPEC §1, §5). Admin only. */
 import { defineCommand } from 'citty';
+import { clock } from '../timefmt.ts';
 import { admin, connArgs, printJson, table, withConnection } from './common.ts';
-import { usage } from './output.ts';
+import { argumentError, usage } from './output.ts';
 
 interface TokenInfo { id: string; role: string; node: string | null; project: string | null; created: number; revoked: number | null }
 
@@ -29,11 +30,12 @@ const create = defineCommand({
 
 const list = defineCommand({
   meta: { name: 'list', description: 'tokens by id (never the secrets: only their hashes are kept)' },
-  args: { json: { type: 'boolean', description: 'print JSON' }, ...connArgs },
+  args: { json: { type: 'boolean', description: 'print JSON (times in epoch ms)' }, ...connArgs },
   async run({ args }) {
     const tokens = await withConnection(args, (conn) => admin<TokenInfo[]>(conn, 'token.list'));
     if (args.json) return printJson(tokens);
-    const when = (t: number | null): string => (t === null ? '-' : new Date(t).toISOString().replace(/\.\d+Z$/, 'Z'));
+    const now = Date.now();
+    const when = (t: number | null): string => (t === null ? '-' : clock(t, now));
     const rows = tokens.map((t) => [t.id, t.role, t.node ?? '-', t.project ?? '-', when(t.created), when(t.revoked)]);
     process.stdout.write(table(['ID', 'ROLE', 'NODE', 'PROJECT', 'CREATED', 'REVOKED'], rows));
   },
@@ -41,9 +43,9 @@ const list = defineCommand({
 
 const revoke = defineCommand({
   meta: { name: 'revoke', description: "revoke a token by id: it is refused from then on" },
-  args: { id: { type: 'positional', required: true, description: 'token id (from token list)' }, ...connArgs },
+  args: { id: { type: 'positional', required: true, description: 'ID: a token id (from token list)' }, ...connArgs },
   async run({ args }) {
-    if (args._.length !== 1) usage('expected one token ID');
+    if (args._.length !== 1) argumentError('expected one token ID');
     const r = await withConnection(args, (conn) => admin<{ revoked: string }>(conn, 'token.revoke', { id: args.id }));
     process.stdout.write(`revoked ${r.revoked}\n`);
   },

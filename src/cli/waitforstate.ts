@@ -4,7 +4,7 @@ import { Connection, StateWait, defaultToken } from '../client/index.ts';
 import { name } from '../protocol.ts';
 import { type ConnFlags, connArgs, daemonUrl, names } from './common.ts';
 import { fail, usage } from './output.ts';
-import { watch } from './watch.ts';
+import { watch } from './progress.ts';
 
 /** A connection that rides out daemon restarts: a wait must outlive them. */
 export async function durableConnection(flags: ConnFlags): Promise<Connection> {

@@ -1,137 +1,95 @@
 /**
- * Waiting as the CLI shows it: a live bar on a terminal, plain status lines
- * otherwise, then a truthful summary and SPEC §1's exit code.
+ * `stated watch`: the live event stream, one line per event with a readable
+ * time, until Ctrl-C (SPEC §1). It rides the WebSocket `subscribe` (SPEC §3)
+ * and, when the link drops (a daemon restart), resubscribes from the last seq
+ * it printed: no gap, no duplicate.
+ *
+ * (src/cli/progress.ts is the progress display of waitForState, node_reboot and os_load.)
  */
-import type { StateWait, WaitResult } from '../client/index.ts';
-import { describeFailure } from '../reasons.ts';
-import { printJson } from './common.ts';
-import { EXIT } from './output.ts';
-import { duration } from './status.ts';
+import { defineCommand } from 'citty';
+import { Connection, defaultToken, type Push } from '../client/index.ts';
+import { StatedError } from '../errors.ts';
+import type { LoggedEvent } from '../types.ts';
+import { argumentError, connArgs, daemonUrl, fail, usage } from './common.ts';
+import { eventLine } from './eventline.ts';
 
-export interface WatchOptions {
-  timeoutS: number;
-  updateS: number;
-  json: boolean;
+export interface Filter {
+  objtype?: string[];
+  objname?: string[];
+  eventtype?: string[];
 }
 
-/** A failure reason as one line: code, where, attempts, message. */
-export const reasonText = describeFailure;
+const KEYS: Record<string, keyof Filter> = { objtype: 'objtype', objname: 'objname', node: 'objname', eventtype: 'eventtype' };
 
-function line(r: WaitResult, total: number, leftS: number): string {
-  const pending = r.remaining.length > 0 ? ` (${r.remaining.slice(0, 8).join(' ')}${r.remaining.length > 8 ? ' ...' : ''})` : '';
-  return `${r.finished.length}/${total} done, ${r.failed.length} failed, ${r.remaining.length} pending${pending}, ${duration(Math.max(0, Math.ceil(leftS)) * 1000)} left`;
+/** `objtype=TBNODESTATE,TBFAILED node=pc1 eventtype=ISUP` (terms separated by spaces or `;`) into a subscribe filter. */
+export function parseFilter(text: string): Filter {
+  const f: Filter = {};
+  for (const term of text.split(/[\s;]+/).filter((t) => t !== '')) {
+    const m = /^([a-z]+)=(.+)$/.exec(term);
+    const key = m ? KEYS[m[1]!] : undefined;
+    if (!m || !key) throw new StatedError('E_USAGE', `--filter: expected KEY=V[,V...] with KEY objtype, node or eventtype; got ${JSON.stringify(term)}`);
+    const values = m[2]!.split(',').filter((v) => v !== '');
+    if (values.length === 0) throw new StatedError('E_USAGE', `--filter: no value for ${m[1]}`);
+    f[key] = [...(f[key] ?? []), ...values];
+  }
+  return f;
 }
 
-function bar(r: WaitResult, total: number, leftS: number): string {
-  const width = 30;
-  const done = Math.round((r.finished.length / total) * width);
-  const failed = Math.round((r.failed.length / total) * width);
-  return `[${'#'.repeat(done)}${'x'.repeat(failed)}${'.'.repeat(Math.max(0, width - done - failed))}] ${line(r, total, leftS)}`;
-}
-
-/** What waiting came to: the wait's outcome, and whether a signal cut it short. */
-export interface Followed {
-  r: WaitResult;
-  interrupted: boolean;
-}
-
-/** How long a stopped tool tries to end its wait on the daemon before it exits anyway. */
-const END_LIMIT_MS = 3000;
-
-/**
- * Waits until every node is settled or the time is up, showing progress;
- * SIGINT/SIGTERM stop it early with the results so far (SPEC §1). Always
- * ends the wait on the daemon, so nothing is left behind for 24 h.
- */
-export async function follow(w: StateWait, opts: WatchOptions): Promise<Followed> {
-  const total = w.nodes.length;
-  const deadline = Date.now() + opts.timeoutS * 1000;
-  const tty = process.stdout.isTTY === true && !opts.json;
-  const out = (text: string): void => {
-    if (opts.json) process.stderr.write(`${text}\n`);
-    else process.stdout.write(`${text}\n`);
-  };
-  let r: WaitResult = { finished: [], failed: [], remaining: [...w.nodes], failures: {} };
-  let interrupt: () => void = () => {};
-  const interrupted = new Promise<'interrupted'>((resolve) => { interrupt = () => resolve('interrupted'); });
-  let stopping = false;
-  const onSignal = (): void => {
-    // A second signal while the wait is being ended: the operator means it.
-    if (stopping) process.exit(EXIT.INTERRUPTED);
-    stopping = true;
-    interrupt();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  // A failure is said the moment the daemon pushes it, not at the next -u
-  // tick nor in the summary only; on a terminal the bar moves with every push.
-  let live = true;
-  void (async () => {
-    for await (const u of w.progress()) {
-      if (!live) return;
-      if (u.type === 'failed') process.stderr.write(`${tty ? '\r\x1b[K' : ''}failed ${u.node}: ${reasonText(u.reason)}\n`);
-      if (!tty) continue;
-      if (u.type === 'done') r = { ...r, finished: [...r.finished, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
-      if (u.type === 'failed') r = { ...r, failed: [...r.failed, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
-      process.stdout.write(`\r${bar(r, total, (deadline - Date.now()) / 1000)}\x1b[K`);
+export default defineCommand({
+  meta: { name: 'watch', description: 'tail the live event stream, one line per event, until Ctrl-C' },
+  args: {
+    filter: { type: 'string', description: 'only matching events: "objtype=T[,T] node=N[,N] eventtype=E[,E]"' },
+    since: { type: 'string', description: 'replay the log after this seq first' },
+    json: { type: 'boolean', description: 'one JSON object per event ({seq,time,event}, time in epoch ms)' },
+    ...connArgs,
+  },
+  async run({ args }) {
+    if (args._.length > 0) argumentError(`unexpected argument ${JSON.stringify(args._[0])}`);
+    let filter: Filter = {};
+    try {
+      if (args.filter !== undefined) filter = parseFilter(args.filter);
+    } catch (err) {
+      usage((err as Error).message);
     }
-  })();
-  try {
-    while (!stopping) {
-      const leftS = (deadline - Date.now()) / 1000;
-      if (leftS <= 0) break;
-      const got = await Promise.race([w.waitForState({ timeout: Math.max(0.05, Math.min(opts.updateS, leftS)) }), interrupted]);
-      if (got === 'interrupted') break;
-      r = got;
-      if (r.remaining.length === 0) break;
-      const left = (deadline - Date.now()) / 1000;
-      if (tty) process.stdout.write(`\r${bar(r, total, left)}\x1b[K`);
-      else out(`waiting for ${w.states.join(',')}: ${line(r, total, left)}`);
+    let last: number | undefined;
+    if (args.since !== undefined) {
+      last = Number(args.since);
+      if (!Number.isInteger(last) || last < 0) usage(`--since: expected a seq (an integer >= 0), got ${JSON.stringify(args.since)}`);
     }
-    live = false;
-    if (tty) process.stdout.write('\n');
-    // Stopped by a signal: the daemon's record is the summary so far (pushes may not all have come in).
-    if (stopping) r = await limited(w.snapshot()) ?? r;
-    await limited(w.endStateWait());
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-  return { r, interrupted: stopping };
-}
-
-/** The promise's value, or undefined if it fails or takes longer than END_LIMIT_MS. */
-async function limited<T>(p: Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const cut = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), END_LIMIT_MS); });
-  try {
-    return await Promise.race([p.catch(() => undefined), cut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Waits, reports, ends the wait; returns the exit code (0 done, 1 failed, 2 timed out, 130 interrupted). */
-export async function watch(w: StateWait, opts: WatchOptions): Promise<number> {
-  const { r, interrupted } = await follow(w, opts);
-  const total = w.nodes.length;
-  const out = (text: string): void => {
-    if (opts.json) process.stderr.write(`${text}\n`);
-    else process.stdout.write(`${text}\n`);
-  };
-  const code = interrupted ? EXIT.INTERRUPTED : r.failed.length > 0 ? EXIT.FAILED : r.remaining.length > 0 ? EXIT.TIMEOUT : EXIT.OK;
-  if (opts.json) {
-    printJson({ states: w.states, finished: r.finished, failed: r.failed, timedOut: interrupted ? [] : r.remaining, ...(interrupted ? { interrupted: r.remaining } : {}), failures: r.failures, exit: code });
-    return code;
-  }
-  out(`finished ${r.finished.length}/${total}${r.finished.length > 0 ? `: ${r.finished.join(' ')}` : ''}`);
-  if (r.failed.length > 0) {
-    out(`failed ${r.failed.length}:`);
-    for (const n of r.failed) out(`  ${n}: ${reasonText(r.failures[n])}`);
-  }
-  if (r.remaining.length > 0) {
-    if (interrupted) out(`interrupted, still waiting for ${r.remaining.length}: ${r.remaining.join(' ')}`);
-    else out(`timed out ${r.remaining.length} after ${opts.timeoutS}s: ${r.remaining.join(' ')}`);
-  }
-  return code;
-}
+    const conn = new Connection({ url: daemonUrl(args.url), token: args.token ?? defaultToken(), reconnect: true });
+    const stop = (): void => {
+      conn.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    conn.onPush((p: Push) => {
+      if (p.type === 'ended') fail(new StatedError('E_HISTORY_COMPACTED', String((p.error as { message?: string } | undefined)?.message)));
+      // A heartbeat says everything matching up to its seq was sent: a resume may start there.
+      if (p.type === 'heartbeat' && typeof p.seq === 'number') last = Math.max(last ?? 0, p.seq);
+      if (p.type !== 'event') return;
+      const le = { seq: p.seq, time: p.time, event: p.event } as LoggedEvent;
+      if (last !== undefined && le.seq <= last) return;
+      last = le.seq;
+      process.stdout.write(`${args.json ? JSON.stringify(le) : eventLine(le)}\n`);
+    });
+    const subscribe = async (): Promise<void> => {
+      const r = await conn.request<{ seq: number }>('subscribe', { filter, ...(last === undefined ? {} : { since: last }) });
+      // Live from the log's head: a resume after a drop starts there, not at a later head.
+      last ??= r.seq;
+    };
+    // After a drop the daemon knows nothing of us: subscribe again from the last seq printed.
+    conn.onReconnect(() => {
+      process.stderr.write(`stated: reconnected; resuming after seq ${last ?? 'the head'}\n`);
+      subscribe().catch(fail);
+    });
+    try {
+      await conn.connect();
+      await subscribe();
+    } catch (err) {
+      conn.close();
+      fail(err);
+    }
+    await new Promise<never>(() => {}); // until Ctrl-C
+  },
+});

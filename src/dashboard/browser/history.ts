@@ -4,15 +4,15 @@
  */
 import type { LoggedEvent, StatedEvent } from '../../types.ts';
 import { byId, el, fill } from './dom.ts';
-import { clock } from './format.ts';
-import { reasonText } from './panels.ts';
+import { clock } from '../../timefmt.ts';
+import { describeFailure } from '../../reasons.ts';
 import { getJson } from './token.ts';
 
 const LIMIT = 200;
 
 function row(le: LoggedEvent): HTMLElement {
   const e = le.event;
-  const detail = e.objtype === 'TBFAILED' ? reasonText(e.reason) || e.message : e.message ?? (e.valid === false ? 'not in the tables' : '');
+  const detail = e.objtype === 'TBFAILED' ? (e.reason ? describeFailure(e.reason) : e.message) : e.message ?? (e.valid === false ? 'not in the tables' : '');
   return el('tr', { 'data-seq': String(le.seq) },
     el('td', {}, el('time', {}, clock(le.time))),
     el('td', { class: 'muted' }, `#${le.seq}`),

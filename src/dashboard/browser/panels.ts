@@ -8,7 +8,8 @@ import type { NodeView } from '../../views.ts';
 import type { BootStats } from './boots.ts';
 import { byId, byName, el, fill } from './dom.ts';
 import type { Fleet } from './fleet.ts';
-import { clock, duration } from './format.ts';
+import { describeFailure } from '../../reasons.ts';
+import { clock, duration } from '../../timefmt.ts';
 
 /** GET /v1/waits, one wait. */
 export interface WaitView {
@@ -28,13 +29,6 @@ const ROWS = 25;
 const nodeLink = (id: string): HTMLElement => el('a', { href: '#', 'data-node': id }, id);
 const more = (n: number, what: string): HTMLElement | null => (n > 0 ? el('p', { class: 'more' }, `and ${n} more ${what}`) : null);
 const empty = (text: string): HTMLElement => el('p', { class: 'empty' }, text);
-
-export function reasonText(r: FailureReason | undefined): string {
-  if (!r) return '';
-  const where = r.mode && r.state ? ` in ${r.mode}/${r.state}` : '';
-  const tries = r.attempts ? ` after ${r.attempts} attempt(s)` : '';
-  return `${r.code}${where}${tries}${r.message ? `: ${r.message}` : ''}`;
-}
 
 /** What a node being rebooted waits for now: its driver, or a state. */
 export function waitsFor(n: NodeView): string {
@@ -136,7 +130,7 @@ export class Panels {
     const f = this.fleet;
     const failed = f.failures.map((x) => el('li', { 'data-seq': String(x.seq) },
       el('time', {}, clock(x.time)), nodeLink(x.node), ' ', el('span', { class: 'bad' }, x.command), ' ',
-      reasonText(x.reason) || x.message || ''));
+      x.reason ? describeFailure(x.reason) : x.message ?? ''));
     fill(byId('failed'), ...(failed.length > 0 ? failed : [el('li', { class: 'empty' }, 'none')]));
     const notes = f.notes.map((x) => el('li', { 'data-seq': String(x.seq) },
       el('time', {}, clock(x.time)), nodeLink(x.node), ' ', el('b', {}, x.code), ' ', x.message));
