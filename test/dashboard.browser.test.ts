@@ -10,7 +10,7 @@ import { createServer } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { Page } from 'puppeteer-core';
-import { duration } from '../src/dashboard/browser/format.ts';
+import { duration } from '../src/timefmt.ts';
 import { newPage } from './helpers/browser.ts';
 import { type Daemon, connectWs, http, startDaemon, tempDir } from './helpers/daemon.ts';
 
