@@ -166,6 +166,8 @@ export class Daemon {
     this.log(`stated ${VERSION} starting: database ${resolve(this.opts.db)}, listen ${this.opts.listen}, drivers: ${drivers.length > 0 ? drivers.join(' ') : 'none configured (power agents)'}`);
     this.ensureAdminToken();
     if (this.opts.simulate) await this.addSimulatedNodes(this.opts.simulate);
+    // Serve only once the writer can commit (and the addon's temp copy is gone).
+    await this.writer.ready;
     const [host, portText] = splitListen(this.opts.listen);
     const addr = await this.server.listen(host, Number(portText), this.opts.listenHandle);
     // Agents reconnecting after a restart get this long before their nodes count as driverless.

@@ -33,8 +33,15 @@ export class ThreadWriter implements BatchWriter {
   private dead: Error | null = null;
   private closing = false;
   private exited: Promise<void>;
+  private markReady!: (err: Error | null) => void;
+  /** Settles once the thread has opened the database and loaded the addon (or died trying). */
+  readonly ready: Promise<void>;
 
   constructor(db: string, private readonly opts: ThreadWriterOptions) {
+    this.ready = new Promise((resolve, reject) => {
+      this.markReady = (err) => (err ? reject(err) : resolve());
+    });
+    this.ready.catch(() => {}); // a death is reported through onFatal as well
     const init: WriterInit = { db, synchronous: opts.synchronous ?? 'FULL', addon: sqliteAddonFile() };
     this.worker = new Worker(source, { eval: true, workerData: init, stdout: false, stderr: false });
     this.worker.on('message', (m: WriterReply) => this.onReply(m));
@@ -72,6 +79,7 @@ export class ThreadWriter implements BatchWriter {
   private onReply(m: WriterReply): void {
     if ('ready' in m) {
       releaseAddonFile();
+      this.markReady(null);
       return;
     }
     if ('fatal' in m) {
@@ -88,6 +96,7 @@ export class ThreadWriter implements BatchWriter {
   private die(err: Error): void {
     if (this.dead) return;
     this.dead = err;
+    this.markReady(err);
     // One at a time, so inFlight counts the ones still unanswered: the core rebuilds once, after the last.
     this.sentAt.length = 0;
     for (let done = this.waiting.shift(); done; done = this.waiting.shift()) done(err);
