@@ -257,7 +257,14 @@ export class StatedServer {
         peer.close(1011, 'E_INTERNAL');
       }
     });
-    ws.on('error', () => ws.terminate());
+    // A protocol error (1009 too big, 1007 bad UTF-8) has already sent its close
+    // frame: give the peer a moment to read it (cutting at once can turn it into
+    // a reset, 1006, on a busy host), then cut whatever is left.
+    ws.on('error', () => {
+      const cut = setTimeout(() => ws.terminate(), 2000);
+      cut.unref();
+      ws.once('close', () => clearTimeout(cut));
+    });
     ws.on('close', () => {
       this.sessions.delete(entry);
       session.close();
