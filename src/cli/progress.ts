@@ -13,6 +13,8 @@ export interface WatchOptions {
   timeoutS: number;
   updateS: number;
   json: boolean;
+  /** Called once SIGINT/SIGTERM are handled: a line a script acts on may only come after that. */
+  onWatching?: () => void;
 }
 
 function line(r: WaitResult, total: number, leftS: number): string {
@@ -61,6 +63,7 @@ export async function follow(w: StateWait, opts: WatchOptions): Promise<Followed
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  opts.onWatching?.();
   // A failure is said the moment the daemon pushes it, not at the next -u
   // tick nor in the summary only; on a terminal the bar moves with every push.
   let live = true;

@@ -48,9 +48,10 @@ export default defineCommand({
     const conn = await durableConnection(args);
     try {
       const w = await StateWait.init(conn, states, nodes, { ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
-      // From here on every event counts: a script may start its actions once it reads this line.
-      process.stderr.write(`registered wait ${w.id} at seq ${w.seq}\n`);
-      const code = await watch(w, { timeoutS, updateS, json: args.json === true });
+      // From here on every event counts: a script may start its actions (or
+      // signal us) once it reads this line, so it comes after the signal handlers.
+      const onWatching = (): void => { process.stderr.write(`registered wait ${w.id} at seq ${w.seq}\n`); };
+      const code = await watch(w, { timeoutS, updateS, json: args.json === true, onWatching });
       conn.close();
       process.exit(code);
     } catch (err) {
