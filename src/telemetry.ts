@@ -10,8 +10,8 @@ import type { LoggedEvent, NodeState } from './types.ts';
 
 /** Boot-duration buckets, seconds: a VM boots in seconds, a PXE reload of a big image takes most of an hour. */
 const BOOT_BUCKETS = [10, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600];
-/** Events per committed batch (MAX_BATCH in pipeline.ts is 1000 jobs; a job's triggers may log more). */
-const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000];
+/** Events per committed batch (MAX_BATCH in pipeline.ts is 3000 jobs; a job's triggers may log more). */
+const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 /** Writer commit latency, seconds. */
 const COMMIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { Core } from '../src/nodes.ts';
-import type { BatchWriter } from '../src/pipeline.ts';
+import { type BatchWriter, MAX_BATCH } from '../src/pipeline.ts';
 import { StatedError } from '../src/errors.ts';
 import { Store } from '../src/store.ts';
 import { ARITY, OP, type Ops, WriteApplier } from '../src/writes.ts';
@@ -55,11 +55,12 @@ function eventRows(ops: Ops): number {
   return n;
 }
 
-test('events are acknowledged only after the writer commits their batch; batches hold at most 1000 jobs, 2 in flight', async () => {
+test('events are acknowledged only after the writer commits their batch; batches hold at most MAX_BATCH jobs, 2 in flight', async () => {
   const { core, store, writer } = setup(['pc1', 'pc2']);
   const base = store.maxSeq();
   const acks: number[] = [];
-  for (let i = 0; i < 2500; i++) {
+  const total = MAX_BATCH * 2 + MAX_BATCH / 2;
+  for (let i = 0; i < total; i++) {
     core.submit((c) => c.applyEvent(st(i % 2 ? 'pc2' : 'pc1', i % 4 < 2 ? 'SHUTDOWN' : 'ISUP')), { checksFirst: true }, (err, r) => {
       assert.equal(err, null);
       acks.push(r!.seq);
@@ -71,17 +72,17 @@ test('events are acknowledged only after the writer commits their batch; batches
   assert.equal(store.maxSeq(), base, 'recorded, not written');
   assert.equal(core.committedSeq, base);
   // Half the events are invalid transitions (ISUP->ISUP...) and log a NOTIFY each: rows > jobs.
-  assert.deepEqual(writer.batches.map((b) => eventRows(b.ops) >= 1000 && eventRows(b.ops) <= 2000), [true, true]);
+  assert.deepEqual(writer.batches.map((b) => eventRows(b.ops) >= MAX_BATCH && eventRows(b.ops) <= 2 * MAX_BATCH), [true, true]);
 
-  writer.commit(); // the first batch: its 1000 events, and the third batch goes out
-  assert.equal(acks.length, 1000);
+  writer.commit(); // the first batch: its MAX_BATCH events, and the third batch goes out
+  assert.equal(acks.length, MAX_BATCH);
   assert.equal(writer.inFlight, 2);
   assert.ok(store.maxSeq() >= acks.at(-1)!, 'every acknowledged seq is on disk');
   assert.equal(core.committedSeq, store.maxSeq());
   writer.commit();
   writer.commit();
   assert.equal(writer.inFlight, 0);
-  assert.equal(acks.length, 2500);
+  assert.equal(acks.length, total);
   assert.deepEqual(acks, [...acks].sort((a, b) => a - b), 'in order');
   assert.equal(store.maxSeq(), core.seq);
   assert.equal(core.committedSeq, core.seq);
