@@ -13,13 +13,14 @@ import m005 from '../migrations/005_event_chain.sql';
 import m006 from '../migrations/006_node_indexes.sql';
 import m007 from '../migrations/007_phase_from.sql';
 import m008 from '../migrations/008_stats_index.sql';
+import m009 from '../migrations/009_wait_created.sql';
 import { sqliteNativeBinding } from './native.ts';
 import { OP, type Ops, type Param, WriteApplier } from './writes.ts';
 import type { FailureReason, LoggedEvent, MachineDefinition, NodeState, OneShotTrigger, StatedEvent } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
 /** Numbered migrations, applied in order; PRAGMA user_version records the last one. */
-export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006, m007, m008];
+export const MIGRATIONS: readonly string[] = [m001, m002, m003, m004, m005, m006, m007, m008, m009];
 
 export interface StoreOptions {
   /** SQLite's synchronous pragma: FULL survives power loss, NORMAL only process crashes. */
@@ -309,7 +310,7 @@ export class Store {
   // --- waits (their memory is waits.ts's) ------------------------------------
 
   insertWait(id: string, states: string[], startSeq: number, ttl: number, now: number, owner: string | null, nodes: Iterable<string>): void {
-    this.put(OP.wait, id, JSON.stringify(states), startSeq, ttl, now, owner);
+    this.put(OP.wait, id, JSON.stringify(states), startSeq, ttl, now, owner, now); // created = the first attach
     for (const node of nodes) this.put(OP.waitNode, id, node);
   }
 

@@ -102,10 +102,10 @@ export class Waits {
   load(): void {
     this.byId.clear();
     this.byNode.clear();
-    for (const r of this.s.allWaits!.all() as { wait_id: string; states: string; start_seq: number; ttl: number; last_attach: number; owner: string | null }[]) {
+    for (const r of this.s.allWaits!.all() as { wait_id: string; states: string; start_seq: number; ttl: number; last_attach: number; owner: string | null; created: number | null }[]) {
       const states: string[] = JSON.parse(r.states);
       this.byId.set(r.wait_id, {
-        id: r.wait_id, states, alts: alternatives(states), created: r.last_attach, startSeq: r.start_seq, ttl: r.ttl,
+        id: r.wait_id, states, alts: alternatives(states), created: r.created ?? r.last_attach, startSeq: r.start_seq, ttl: r.ttl,
         lastAttach: r.last_attach, owner: r.owner, nodes: new Map(),
       });
     }

@@ -43,7 +43,7 @@ const SQL: readonly string[] = [
   'DELETE FROM nodes WHERE node_id = ?',
   'INSERT INTO audit (time, actor, role, action, detail) VALUES (?, ?, ?, ?, ?)',
   'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
-  'INSERT INTO waits (wait_id, states, start_seq, ttl, last_attach, owner) VALUES (?, ?, ?, ?, ?, ?)',
+  'INSERT INTO waits (wait_id, states, start_seq, ttl, last_attach, owner, created) VALUES (?, ?, ?, ?, ?, ?, ?)',
   "INSERT INTO wait_nodes (wait_id, node, pos, status) VALUES (?, ?, 0, 'pending')",
   'UPDATE wait_nodes SET pos = ?, status = ?, seq = ?, reason = ? WHERE wait_id = ? AND node = ?',
   'DELETE FROM waits WHERE wait_id = ?',
@@ -54,7 +54,7 @@ const SQL: readonly string[] = [
 ];
 
 /** Parameters per op code. */
-export const ARITY: readonly number[] = [8, 14, 1, 4, 1, 5, 2, 6, 2, 6, 1, 2, 3];
+export const ARITY: readonly number[] = [8, 14, 1, 4, 1, 5, 2, 7, 2, 6, 1, 2, 3];
 
 /** Runs recorded ops against one connection (the caller owns the transaction). */
 export class WriteApplier {

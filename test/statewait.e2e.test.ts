@@ -256,6 +256,26 @@ test('kill -9 mid-wait: the restarted daemon keeps advancing it and attach retur
   ]);
 });
 
+test('a wait keeps its creation time through attaches and a kill -9: waits list tells its age, not its last attach (SPEC §1 waits)', async (t) => {
+  const { d, c } = await daemonWithNodes(t, ['a1']);
+  const { wait } = await init(c, ['a1']);
+  const createdOf = async (dd: Daemon): Promise<number> => {
+    const r = await http(dd, 'GET', '/v1/waits');
+    assert.equal(r.status, 200, r.text);
+    const w = r.json.waits.find((x: any) => x.wait === wait);
+    assert.ok(w, `${wait} is listed`);
+    return w.created;
+  };
+  const created = await createdOf(d);
+  await new Promise((res) => setTimeout(res, 150));
+  await ok(c, 'attach', { wait }); // moves last_attach, not the creation time
+  assert.equal(await createdOf(d), created);
+  await d.kill9();
+  const d2 = await d.restart();
+  t.after(() => d2.stop());
+  assert.equal(await createdOf(d2), created, 'the creation time comes back from the database');
+});
+
 // ttl is counted from the last attach; the sweep runs every `sweepInterval`
 // seconds (config; 60 by default), shortened here so the test takes seconds.
 test('ttl: a wait nobody attaches is swept, attach keeps one alive, a waiter on a swept wait gets its reply (SPEC §3 ttl)', async (t) => {
