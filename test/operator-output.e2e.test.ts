@@ -53,9 +53,9 @@ test('4. an unknown option or a missing value is a usage error: exit 64 with the
 });
 
 test('6. help and tables are readable: no colour off a terminal, NODE shown, clock times, gave-up marked, partial output, filters', async (t) => {
-  // NO_COLOR empty: only the pipe keeps colour out.
+  // NO_COLOR empty, CI and TEST empty (citty drops its colours for either): only the pipe keeps colour out.
   for (const args of [['--help'], ['node_reboot', '--help'], ['status', '--help']]) {
-    const r = await runCli(args, { env: { NO_COLOR: '', TERM: 'xterm-256color' } });
+    const r = await runCli(args, { env: { NO_COLOR: '', CI: '', TEST: '', TERM: 'xterm-256color' } });
     assert.equal(r.code, 0);
     assert.doesNotMatch(r.stdout, /\x1b\[/, `stated ${args.join(' ')} on a pipe has no colour codes`);
   }
@@ -107,6 +107,43 @@ test('6. help and tables are readable: no colour off a terminal, NODE shown, clo
   const hist = (await http(d, 'GET', '/v1/nodes/pc1/history?limit=5')).json;
   const after = (hist.events ?? hist).filter((e: any) => e.seq > seq0).map((e: any) => `${e.event.objtype} ${e.event.eventtype}`);
   assert.deepEqual(after, ['NOTIFY CLEARED'], 'no reboot was started');
+});
+
+/**
+ * Runs dist/stated with its stdout on a pseudo-terminal, through util-linux
+ * script(1) (no PTY module is a dependency). A missing script(1) fails the
+ * test: skipping would leave the TTY half of the colour rule untested.
+ */
+function runOnTty(args: string[], env: Record<string, string | undefined>): Promise<{ code: number | null; out: string }> {
+  const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const { NO_COLOR: _n, CI: _c, TEST: _t, ...base } = process.env;
+  return new Promise((resolve, reject) => {
+    const proc = spawn('script', ['-qec', [statedBin, ...args].map(q).join(' '), '/dev/null'], { env: { ...base, TERM: 'xterm-256color', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    proc.stderr.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    const timer = setTimeout(() => { proc.kill('SIGKILL'); reject(new Error(`script ${args.join(' ')}: no exit within 30 s\n${out}`)); }, 30_000);
+    proc.on('error', (e) => { clearTimeout(timer); reject(new Error(`this test needs util-linux script(1) to give stated a terminal: ${e.message}`)); });
+    proc.on('close', (code) => { clearTimeout(timer); resolve({ code, out }); });
+  });
+}
+
+test('6b. on a terminal help is coloured, and NO_COLOR (any non-empty value) takes the colour out', async () => {
+  for (const args of [['--help'], ['node_reboot', '--help']]) {
+    const tty = await runOnTty(args, {});
+    assert.equal(tty.code, 0, tty.out);
+    // The PTY turns \n into \r\n: proof stdout was a terminal, so the NO_COLOR runs below are not passing on a pipe.
+    assert.match(tty.out, /USAGE.*\r\n/, `stated ${args.join(' ')} ran on a terminal: ${JSON.stringify(tty.out)}`);
+    assert.match(tty.out, /\x1b\[[0-9;]*m/, `stated ${args.join(' ')} on a terminal is coloured`);
+    // "1" is also citty's own switch; "yes" is only stated's (no-color.org: any non-empty value).
+    for (const NO_COLOR of ['1', 'yes']) {
+      const r = await runOnTty(args, { NO_COLOR });
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /USAGE.*\r\n/, `ran on a terminal: ${JSON.stringify(r.out)}`);
+      assert.doesNotMatch(r.out, /\x1b\[/, `NO_COLOR=${NO_COLOR} stated ${args.join(' ')} on a terminal has no colour codes: ${JSON.stringify(r.out)}`);
+      assert.equal(r.out.replace(/\r\n/g, '\n'), tty.out.replace(/\r\n/g, '\n').replace(/\x1b\[[0-9;]*m/g, ''), 'the same help, uncoloured');
+    }
+  }
 });
 
 const LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO |WARN |ERROR) \S/;
