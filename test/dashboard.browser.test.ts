@@ -448,3 +448,47 @@ test('5,000 nodes: every tile shows, and a burst of 5,000 events costs a few ren
   assert.match(await text(page, '#counts'), /SHUTDOWN 5000/);
   assert.deepEqual(errors, []);
 });
+
+/** Resolves once the page has made no request for a second; fails with the last ones if it never stops. */
+const quiet = (page: Page, when: string, log: string[]): Promise<void> => page.waitForNetworkIdle({ idleTime: 1000, timeout: 10_000 })
+  .catch(() => assert.fail(`${when}: the page never stopped making requests, the last: ${log.slice(-6).join(', ')}`));
+
+test('live over the WebSocket, never polled: an idle page makes no HTTP request while its 1 s timer redraws; a NOTIFY costs none, a state change exactly one GET /v1/waits', async (t) => {
+  // Heartbeats only after 30 s of silence: none falls in this test, so any request seen is the page's own doing.
+  const d = await daemon(t, ['--simulate', '3'], { heartbeatInterval: 30 });
+  // Work for the 1 s timer: a pending timeout (time left) and an open wait (its age).
+  await post(d, [state('sim1', 'BOOTING')]);
+  const c = await connectWs(d);
+  t.after(() => c.close());
+  const w = await c.request('initStateWait', { states: ['ISUP'], nodes: ['sim1'] });
+  assert.equal(w.ok, true, JSON.stringify(w));
+  const { page, errors, requests } = await open(t, d);
+  await page.waitForSelector('#timeouts tr[data-node="sim1"]', { timeout: 5000 });
+  await waitShows(page, w.wait, /0\/1 done/);
+  await quiet(page, 'after load', requests);
+  // The recorder does see the page's reads: those made at load.
+  for (const p of ['/v1/nodes', '/v1/stats', '/v1/waits']) assert.ok(requests.includes(`${d.url}${p}`), `${p} read at load: ${requests.join(' ')}`);
+
+  const seen: string[] = [];
+  page.on('request', (r) => { seen.push(`${r.method()} ${r.url().slice(d.url.length)}`); });
+  const left = (): Promise<string> => text(page, '#timeouts tr[data-node="sim1"]');
+  const left0 = await left();
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.notEqual(await left(), left0, 'the 1 s timer redrew the time left');
+  assert.deepEqual(seen, [], 'an idle page makes no HTTP request');
+
+  // A NOTIFY settles no wait: shown from the socket, nothing read for it.
+  await post(d, [{ objtype: 'NOTIFY', objname: 'sim2', eventtype: 'QUIETNOTE', message: 'just so' }]);
+  await page.waitForFunction(() => /sim2\s*QUIETNOTE/.test(document.querySelector('#notes')?.textContent ?? ''), { timeout: 5000 });
+  await quiet(page, 'after a NOTIFY', seen);
+  assert.deepEqual(seen, [], 'a NOTIFY makes no HTTP request');
+
+  // A state change may settle a wait: the tile follows from the socket, and the page reads the waits once (status goes over the socket).
+  const up = shows(page, 'sim1', 'ISUP', 5000);
+  await post(d, [state('sim1', 'ISUP')]);
+  await up;
+  await waitShows(page, w.wait, /1\/1 done/);
+  await quiet(page, 'after a state event', seen);
+  assert.deepEqual(seen, ['GET /v1/waits'], 'a state event reads GET /v1/waits once, and nothing else');
+  assert.deepEqual(errors, []);
+});
