@@ -59,9 +59,9 @@ function main(): void {
   const now = (): number => Date.now() + skew;
 
   // Open waits (GET /v1/waits): read at (re)connection, when an event touches
-  // a node (it may settle a wait, or be the first news of one), and every few
-  // seconds: registering or ending a wait is not an event, so a wait opened or
-  // collected on a quiet fleet would otherwise never show or never leave.
+  // a node (it may settle a wait, or be the first news of one), and at each
+  // heartbeat push: registering or ending a wait is not an event, so a wait
+  // opened or collected on a quiet fleet would otherwise never show or leave.
   // One request at a time; those asked for meanwhile make one more.
   /** The list, or what the daemon said instead (no such route: it is not asked again until a reconnection). */
   let waits: WaitView[] | string = [];
