@@ -9,8 +9,8 @@
 //   state_timeouts   RELOAD/BOOTING 180 REBOOT -> 1.8 s
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { connectWs, startDaemon } from './helpers/daemon.ts';
-import { history, modeStates, nodeView, openWaits, scriptedAgent, simulate, sleep, until } from './helpers/fleet.ts';
+import { connectWs, http, startDaemon } from './helpers/daemon.ts';
+import { background, history, modeStates, nodeView, openWaits, scriptedAgent, simulate, sleep, until } from './helpers/fleet.ts';
 
 const SCALED = ['--time-scale', '0.01'];
 const BOOT = ['PXEBOOTING', 'BOOTING', 'TBSETUP', 'ISUP'];
@@ -100,4 +100,164 @@ test('os_load twice after a failed reload: the second reloads once, the node com
   assert.equal(after.length, settled, `nothing happened to r1 once it was up: ${JSON.stringify(modeStates(after.slice(settled)))}`);
   const states = modeStates(after);
   assert.equal(states.filter((s) => s === 'RELOAD/RELOADDONE').length, 1, 'one reload closed, the second os_load\'s');
+});
+
+// Issue 11 and issue 9 point 4 below. At --time-scale 0.1 stated's own timers
+// (TBCOMMAND/REBOOT CMDRETRY 7.5 s, NORMALv2/BOOTING REBOOT 18 s) leave the
+// test time to act in the middle of a reboot before stated acts again.
+const SLOW = ['--time-scale', '0.1'];
+
+/** The promise's value, or null once `ms` passed (the timer does not outlive it). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const cut = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); });
+  try {
+    return await Promise.race([p, cut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+test('os_load of nodes whose reboot is already past SHUTDOWN: refused with E_CONFLICT at once, exit 1, no reload, no extra power action, next op mode cleared (issue 11)', async (t) => {
+  const d = await startDaemon({ args: SLOW });
+  t.after(() => d.stop());
+  assert.equal((await d.runCli(['node', 'add', 'pa1', 'pa2', '--type', 'img', '--state', 'ISUP'])).code, 0);
+  // Each node's first reboot goes down and hangs in BOOTING (its REBOOT timeout pending); nothing after that is played.
+  const agent = await scriptedAgent(d, ['img'], (a) => (a.attempt === 1 && a.mode === 'NORMALv2' && a.nextMode === null
+    ? { ok: true, states: ['SHUTDOWN', 'PXEBOOTING', 'BOOTING'] } : { ok: true, states: [] }));
+  t.after(() => agent.close());
+  const ws = await connectWs(d);
+  t.after(() => ws.close());
+  assert.deepEqual((await ws.request('command', { command: 'REBOOT', nodes: ['pa1', 'pa2'] })).nodes, { pa1: 'accepted', pa2: 'accepted' });
+  for (const n of ['pa1', 'pa2']) {
+    await until(async () => { const v = await nodeView(d, n); return v.mode === 'NORMALv2' && v.state === 'BOOTING'; }, `${n} in NORMALv2/BOOTING`);
+  }
+  // pa2's operator had already chosen RELOAD for it: SPEC §1 clears a refused node's next op mode all the same.
+  assert.equal((await d.runCli(['node', 'set-next-mode', 'pa2', 'RELOAD'])).code, 0);
+  const before = await nodeView(d, 'pa1');
+  assert.deepEqual([before.nextMode, before.reboot.command, before.reboot.awaitingShutdown, before.reboot.attempts], [null, 'REBOOT', false, 1]);
+  const actions = agent.actions().length;
+
+  const t0 = Date.now();
+  const r = await d.runCli(['os_load', '-t', '10', '-u', '1', 'pa1', 'pa2'], { timeoutMs: 60_000 });
+  const tookMs = Date.now() - t0;
+  assert.equal(r.code, 1, `a refused node is a failure:\n${r.stdout}${r.stderr}`);
+  for (const n of ['pa1', 'pa2']) {
+    assert.match(r.stderr, new RegExp(`^refused ${n}: E_CONFLICT: a reboot already past SHUTDOWN is in progress; run os_load again once it is up$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^ {2}${n}: refused E_CONFLICT: a reboot already past SHUTDOWN`, 'm'));
+  }
+  assert.doesNotMatch(r.stderr, /^reloading/m);
+  assert.doesNotMatch(r.stdout, /timed out/);
+  assert.ok(tookMs < 10_000, `refused at once, not waited out (-t 10): ${tookMs} ms`);
+  assert.match(r.stdout, /^next op mode cleared: pa1 pa2$/m);
+  assert.equal(agent.actions().length, actions, 'os_load joined the reboots in progress: no power action of its own');
+  assert.deepEqual(await openWaits(d), []);
+  for (const n of ['pa1', 'pa2']) {
+    const v = await nodeView(d, n);
+    assert.deepEqual([v.mode, v.state, v.nextMode, v.reboot.attempts], ['NORMALv2', 'BOOTING', null, 1], `${n}: untouched but for its next op mode`);
+  }
+
+  // The boots in progress end as they began: up in NORMALv2, and no later reload pending.
+  for (const n of ['pa1', 'pa2']) {
+    for (const s of ['TBSETUP', 'ISUP']) assert.equal((await ws.request('event', { event: { objtype: 'TBNODESTATE', objname: n, eventtype: s } })).ok, true);
+    const v = await nodeView(d, n);
+    assert.deepEqual([v.mode, v.state, v.nextMode], ['NORMALv2', 'ISUP', null]);
+    assert.ok(!modeStates(await history(d, n)).some((s) => s.startsWith('RELOAD/')), `${n} never entered RELOAD`);
+  }
+});
+
+test('os_load of a node whose reboot is in progress but not yet down: joined, reported as such, reloaded (RELOADDONE), exit 0 (issue 11)', async (t) => {
+  const d = await startDaemon({ args: SLOW });
+  t.after(() => d.stop());
+  assert.equal((await d.runCli(['node', 'add', 'pb1', '--type', 'img', '--state', 'ISUP'])).code, 0);
+  // The power controller did its part; the node has not said SHUTDOWN yet (CMDRETRY pending). The test plays the node.
+  const agent = await scriptedAgent(d, ['img'], () => ({ ok: true, states: [] }));
+  t.after(() => agent.close());
+  const ws = await connectWs(d);
+  t.after(() => ws.close());
+  const say = async (...states: string[]): Promise<void> => {
+    for (const s of states) assert.equal((await ws.request('event', { event: { objtype: 'TBNODESTATE', objname: 'pb1', eventtype: s } })).ok, true);
+  };
+  assert.deepEqual((await ws.request('command', { command: 'REBOOT', nodes: ['pb1'] })).nodes, { pb1: 'accepted' });
+  await until(async () => { const v = await nodeView(d, 'pb1'); return v.reboot.inFlight === false && v.reboot.awaitingShutdown === true; }, 'the power action done, SHUTDOWN awaited');
+
+  const cli = background(d, ['os_load', '-t', '30', '-u', '1', 'pb1']);
+  await until(() => /^reloading/m.test(cli.stderr()) || cli.proc.exitCode !== null, 'os_load to start');
+  assert.match(cli.stderr(), /^reloading 1: pb1$/m);
+  assert.match(cli.stderr(), /^already rebooting, joined 1: pb1$/m);
+  assert.equal((await nodeView(d, 'pb1')).nextMode, 'RELOAD');
+  // The reboot os_load joined goes down now, and through the mode transition into the reload.
+  await say('SHUTDOWN', 'PXEBOOTING', 'BOOTING', 'RELOADSETUP', 'RELOADING', 'RELOADDONE');
+  const r = await cli.done;
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^finished 1\/1: pb1$/m);
+  assert.match(r.stdout, /^pb1: now NORMALv2\/SHUTDOWN$/m);
+  assert.equal(agent.actions().length, 1, 'joined: no second power action');
+  assert.ok(modeStates(await history(d, 'pb1')).includes('RELOAD/RELOADDONE'));
+  await say('PXEBOOTING', 'BOOTING', 'TBSETUP', 'ISUP');
+  const v = await nodeView(d, 'pb1');
+  assert.deepEqual([v.mode, v.state, v.nextMode], ['NORMALv2', 'ISUP', null]);
+  assert.deepEqual(await openWaits(d), []);
+});
+
+test('os_load of a node that never closes its reload within -t: exit 2, timed out, its next op mode cleared (issue 11)', async (t) => {
+  const d = await startDaemon({ args: SLOW });
+  t.after(() => d.stop());
+  assert.equal((await d.runCli(['node', 'add', 'pt1', '--type', 'img', '--state', 'ISUP'])).code, 0);
+  // The power action succeeds and the node says nothing: still headed for RELOAD when -t runs out, well before CMDRETRY.
+  const agent = await scriptedAgent(d, ['img'], () => ({ ok: true, states: [] }));
+  t.after(() => agent.close());
+  const r = await d.runCli(['os_load', '-t', '2', '-u', '1', 'pt1'], { timeoutMs: 60_000 });
+  assert.equal(r.code, 2, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^timed out 1 after 2s: pt1$/m);
+  assert.doesNotMatch(r.stdout, /^failed/m);
+  assert.match(r.stdout, /^next op mode cleared: pt1$/m);
+  assert.equal(agent.actions().length, 1);
+  const st = await d.runCli(['status', '--json', 'pt1']);
+  assert.equal(st.code, 0, st.stderr);
+  const [v] = JSON.parse(st.stdout);
+  assert.deepEqual([v.node, v.mode, v.nextMode], ['pt1', 'NORMALv2', null], 'its next plain reboot must not reload it');
+  assert.deepEqual(await openWaits(d), []);
+});
+
+test('os_load of a node that reports TBFAILED itself during its reload: exit 1 at once with the reason; a failed node\'s next op mode cleared (issue 9 point 4, issue 11)', async (t) => {
+  const d = await startDaemon({ args: SLOW });
+  t.after(() => d.stop());
+  assert.equal((await d.runCli(['node', 'add', 'pf1', 'pf2', '--type', 'img', '--state', 'ISUP'])).code, 0);
+  // pf1 goes down into its reload and stops in RELOADING; pf2 never goes down (still headed for RELOAD).
+  // Later actions (RELOAD/TBFAILED's REBOOT trigger) get no states.
+  const agent = await scriptedAgent(d, ['img'], (a) => ({
+    ok: true,
+    states: a.node === 'pf1' && a.attempt === 1 ? ['SHUTDOWN', 'PXEBOOTING', 'BOOTING', 'RELOADSETUP', 'RELOADING'] : [],
+  }));
+  t.after(() => agent.close());
+  const T_S = 60;
+  const cli = background(d, ['os_load', '-t', String(T_S), '-u', '1', 'pf1', 'pf2']);
+  await until(() => /^reloading/m.test(cli.stderr()) || cli.proc.exitCode !== null, 'os_load to start');
+  assert.match(cli.stderr(), /^reloading 2: pf1 pf2$/m);
+  await until(async () => { const v = await nodeView(d, 'pf1'); return v.mode === 'RELOAD' && v.state === 'RELOADING'; }, 'pf1 reloading');
+  await until(() => agent.actions().some((a) => a.node === 'pf2'), 'pf2\'s power action');
+  assert.equal((await nodeView(d, 'pf2')).nextMode, 'RELOAD');
+
+  const t0 = Date.now();
+  // pf1's reload image says it failed; a tool that knows pf2 is lost says so (SPEC §2 TBFAILED from an admin).
+  const post = await http(d, 'POST', '/v1/events', [
+    { objtype: 'TBNODESTATE', objname: 'pf1', eventtype: 'TBFAILED' },
+    { objtype: 'TBFAILED', objname: 'pf2', eventtype: 'REBOOT', reason: { code: 'PDU_DEAD' } },
+  ]);
+  assert.equal(post.status, 200, post.text);
+  // Not waited out: a quarter of -t is far more than a failure push takes.
+  const r = await within(cli.done, (T_S * 1000) / 4);
+  assert.ok(r !== null, `os_load still waiting ${(T_S * 1000) / 4} ms after both nodes failed:\n${cli.stdout()}${cli.stderr()}`);
+  t.diagnostic(`os_load exited ${Date.now() - t0} ms after the failures`);
+  assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^failed 2:$/m);
+  assert.match(r.stdout, /^ {2}pf1: NODE_TBFAILED in RELOAD\/TBFAILED$/m);
+  assert.match(r.stdout, /^ {2}pf2: PDU_DEAD$/m);
+  assert.doesNotMatch(r.stdout, /timed out/);
+  assert.match(r.stdout, /^next op mode cleared: pf2$/m);
+  // pf1's mode transition consumed its next op mode; pf2 must not reload at a later plain reboot.
+  const v1 = await nodeView(d, 'pf1'), v2 = await nodeView(d, 'pf2');
+  assert.deepEqual([v1.mode, v1.nextMode, v2.mode, v2.nextMode], ['RELOAD', null, 'NORMALv2', null]);
+  assert.deepEqual(await openWaits(d), []);
 });

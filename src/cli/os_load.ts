@@ -48,11 +48,15 @@ export default defineCommand({
       // Setting the mode again would outlive the reload (RELOADDONE keeps an
       // operator's next mode): the node would reload at every boot, its
       // RELOAD/ISUP trigger rebooting it into the next reload, for ever.
-      const set = new Map<string, string>();
+      // `headed`: the nodes whose next mode is the reload's, whoever set it;
+      // if the reload does not happen, it is cleared (SPEC §1).
+      const headed = new Map<string, string>();
       for (const n of await nodeViews(conn, nodes)) {
-        if (n.mode === mode || n.nextMode === mode) continue;
-        await admin(conn, 'node.setNextMode', { node: n.node, mode });
-        set.set(n.node, mode);
+        if (n.nextMode !== mode) {
+          if (n.mode === mode) continue;
+          await admin(conn, 'node.setNextMode', { node: n.node, mode });
+        }
+        headed.set(n.node, mode);
       }
       const ttl = Math.max(3600, Math.ceil(timeoutS * 2));
       const { wait, started, refused } = await runPlan(conn, { states: [RELOAD_DONE], actions: Object.fromEntries(nodes.map((n) => [n, 'REBOOT'])), ttl });
@@ -65,6 +69,9 @@ export default defineCommand({
       }
       const going = nodes.filter((n) => !(n in refused));
       if (going.length > 0) process.stderr.write(`reloading ${going.length}: ${going.join(' ')}\n`);
+      // Joined: the reload rides on the reboot already under way (no power action of its own), as node_reboot says it.
+      const rides = going.filter((n) => started[n] === 'joined');
+      if (rides.length > 0) process.stderr.write(`already rebooting, joined ${rides.length}: ${rides.join(' ')}\n`);
       for (const [n, why] of Object.entries(refused)) process.stderr.write(`refused ${n}: ${why}\n`);
       // Refused nodes are failed in the summary and the exit code (failure dominates timeouts).
       const opts = { timeoutS, updateS, json: args.json === true, refused: Object.fromEntries(Object.entries(refused).map(([n, why]) => [n, refusalReason(why)])) };
@@ -76,7 +83,7 @@ export default defineCommand({
       }
       // Whoever did not close its reload must not reload at some later, unrelated reboot.
       const done = code === EXIT.OK ? new Set(going) : new Set((await nodeViews(conn, going)).filter((n) => n.mode !== mode && n.nextMode !== mode).map((n) => n.node));
-      const lost = new Map([...set].filter(([n]) => n in refused || (code !== EXIT.INTERRUPTED && !done.has(n))));
+      const lost = new Map([...headed].filter(([n]) => n in refused || (code !== EXIT.INTERRUPTED && !done.has(n))));
       const cleared = await clearNextModes(conn, lost);
       if (!args.json) {
         for (const n of await nodeViews(conn, nodes)) process.stdout.write(`${n.node}: now ${n.mode}/${n.state ?? '-'}${n.nextMode ? `, next ${n.nextMode}` : ''}\n`);

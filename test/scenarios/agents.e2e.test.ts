@@ -2,8 +2,11 @@
 // gatekeeper): actions routed by node, two simulated fleets of one type side
 // by side, and a node with no driver at all.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
-import { connectWs, http, startDaemon } from '../helpers/daemon.ts';
+import { DEFAULTS } from '../../src/config.ts';
+import { connectWs, http, startDaemon, tempDir } from '../helpers/daemon.ts';
 import { SCALED, history, nodeView, ofType, show, simulate, sleep, states, until } from './rig.ts';
 
 test('point 6 / row "two agents of one type, each with its own nodes": every action reaches the node\'s own agent', async (t) => {
@@ -44,13 +47,27 @@ test('point 6: two `stated simulate` fleets of one type, one healthy and one wed
   }
 });
 
-test('point 7 / row "type with no driver and no agent, past the grace period": node_reboot exits 1 at once with E_NO_DRIVER', async (t) => {
-  const d = await startDaemon({ args: SCALED }); // agentGrace 60 s x 0.01
+test('point 7 / row "type with no driver and no agent, past the grace period": node_reboot exits 1 at once with E_NO_DRIVER, not after tries and retry delays', async (t) => {
+  // The config makes the start-up grace short and the delay between attempts long (both scaled by 0.1).
+  const scale = 0.1;
+  const cfg = { agentGrace: 5, retryDelay: 50 };
+  const dir = tempDir();
+  const config = path.join(dir, 'stated.json');
+  fs.writeFileSync(config, JSON.stringify(cfg));
+  const d = await startDaemon({ dir, args: ['--time-scale', String(scale), '--config', config] });
   t.after(() => d.stop());
   assert.equal((await d.runCli(['node', 'add', 'n1', '--type', 'nodrv', '--state', 'ISUP'])).code, 0);
-  await sleep(1000); // past the start-up grace period
-  const r = await d.runCli(['node_reboot', '-w', '-t', '60', 'n1'], { timeoutMs: 20_000 });
+  await sleep(cfg.agentGrace * 1000 * scale + 500); // past the start-up grace period
+  // Were the reboot tried instead of refused, each attempt would fail (no agent) and the next come
+  // retryDelay later: the least node_reboot -w could then take before the TBFAILED that ends it.
+  const triedMs = (DEFAULTS.maxRebootAttempts - 1) * cfg.retryDelay * 1000 * scale;
+  const t0 = Date.now();
+  const r = await d.runCli(['node_reboot', '-w', '-t', '60', 'n1'], { timeoutMs: 60_000 });
+  const tookMs = Date.now() - t0;
+  t.diagnostic(`node_reboot took ${tookMs} ms; trying the reboot would take at least ${triedMs} ms`);
   assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+  // No wall-clock figure: "at once" is under half of what trying would take.
+  assert.ok(tookMs < triedMs / 2, `node_reboot took ${tookMs} ms, as if the reboot had been tried (${triedMs} ms at least)`);
   assert.match(r.stderr, /^refused n1: E_NO_DRIVER: .*nodrv/m);
   const h = await history(d, 'n1');
   assert.deepEqual([...ofType(h, 'NOTIFY'), ...ofType(h, 'TBFAILED')], [], `refused before any attempt: ${show(h)}`);
