@@ -254,6 +254,9 @@ test('os_load of a node that reports TBFAILED itself during its reload: exit 1 a
   assert.match(r.stdout, /^failed 2:$/m);
   assert.match(r.stdout, /^ {2}pf1: NODE_TBFAILED in RELOAD\/TBFAILED$/m);
   assert.match(r.stdout, /^ {2}pf2: PDU_DEAD$/m);
+  // Each failure is also said on stderr, even one whose push the result overtook.
+  assert.match(r.stderr, /^failed pf1: /m);
+  assert.match(r.stderr, /^failed pf2: /m);
   assert.doesNotMatch(r.stdout, /timed out/);
   assert.match(r.stdout, /^next op mode cleared: pf2$/m);
   // pf1's mode transition consumed its next op mode; pf2 must not reload at a later plain reboot.

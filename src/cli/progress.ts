@@ -67,10 +67,15 @@ export async function follow(w: StateWait, opts: WatchOptions): Promise<Followed
   // A failure is said the moment the daemon pushes it, not at the next -u
   // tick nor in the summary only; on a terminal the bar moves with every push.
   let live = true;
+  const said = new Set<string>();
+  const sayFailed = (node: string, reason: Parameters<typeof describeFailure>[0]): void => {
+    said.add(node);
+    process.stderr.write(`${tty ? '\r\x1b[K' : ''}failed ${node}: ${describeFailure(reason)}\n`);
+  };
   void (async () => {
     for await (const u of w.progress()) {
       if (!live) return;
-      if (u.type === 'failed') process.stderr.write(`${tty ? '\r\x1b[K' : ''}failed ${u.node}: ${describeFailure(u.reason)}\n`);
+      if (u.type === 'failed') sayFailed(u.node, u.reason);
       if (!tty) continue;
       if (u.type === 'done') r = { ...r, finished: [...r.finished, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
       if (u.type === 'failed') r = { ...r, failed: [...r.failed, u.node], remaining: r.remaining.filter((n) => n !== u.node) };
@@ -90,6 +95,8 @@ export async function follow(w: StateWait, opts: WatchOptions): Promise<Followed
       else out(`waiting for ${w.states.join(',')}: ${line(r, total, left)}`);
     }
     live = false;
+    // The result can come in before the push of the last failure is read: say those too.
+    for (const node of r.failed) if (!said.has(node)) sayFailed(node, r.failures[node]);
     if (tty) process.stdout.write('\n');
     // Stopped by a signal: the daemon's record is the summary so far (pushes may not all have come in).
     if (stopping) r = await limited(w.snapshot()) ?? r;
