@@ -268,18 +268,18 @@ export class Core implements BatchDomain<Committed> {
     this.settle();
   }
 
-  private ctx(seq: number): EngineContext {
+  private ctx(seq: number, now: number): EngineContext {
     // One object reused: apply() only reads it, and this is the hot path.
     const c = this.ctxCache;
     c.machine = this.machine;
-    c.now = this.clock();
+    c.now = now;
     c.seq = seq;
     return c;
   }
 
   /** `seq`: the input's place in the log (its event's seq, or the last one for inputs with no event). */
-  private handle(n: NodeState, input: EngineInput, seq = this.seq): ReturnType<typeof apply> {
-    const outcome = apply(n, input, this.ctx(seq));
+  private handle(n: NodeState, input: EngineInput, seq = this.seq, now = this.clock()): ReturnType<typeof apply> {
+    const outcome = apply(n, input, this.ctx(seq, now));
     const next = outcome.node;
     if (next.timeout && next.timeout.at !== n.timeout?.at) this.timers.add(next.id, next.timeout.at);
     if (next.triggers !== n.triggers) this.dirtyTriggers.add(next.id);
@@ -294,6 +294,8 @@ export class Core implements BatchDomain<Committed> {
 
   private logAndApply(e: StatedEvent, forced: boolean, force: boolean): EventResult {
     const result: EventResult = { seq: 0, duplicate: false };
+    // One reading of the clock: a timeout armed by this event counts from the time it is logged at.
+    let time = this.clock();
     let n = this.nodes.get(e.objname);
     switch (e.objtype) {
       case 'TBNODESTATE':
@@ -303,21 +305,22 @@ export class Core implements BatchDomain<Committed> {
           this.logAndApply({ objtype: 'TBNODESTATE', objname: n.id, eventtype: 'SHUTDOWN' }, true, false);
           this.settle();
           n = this.nodes.get(e.objname);
+          time = this.clock();
         }
         if (n) {
           e.mode = n.mode;
-          const o = this.handle(n, { kind: 'state', state: e.eventtype, forced }, this.seq + 1);
+          const o = this.handle(n, { kind: 'state', state: e.eventtype, forced }, this.seq + 1, time);
           if (o.valid === false) e.valid = result.valid = false;
         }
         break;
       case 'TBNODEOPMODE':
-        if (n) this.handle(n, { kind: 'opmode', mode: e.eventtype }, this.seq + 1);
+        if (n) this.handle(n, { kind: 'opmode', mode: e.eventtype }, this.seq + 1, time);
         break;
       case 'TBCONTROL':
-        if (n) this.handle(n, { kind: 'control', control: e.eventtype }, this.seq + 1);
+        if (n) this.handle(n, { kind: 'control', control: e.eventtype }, this.seq + 1, time);
         break;
       case 'TBFAILED':
-        if (n) this.handle(n, { kind: 'failed' });
+        if (n) this.handle(n, { kind: 'failed' }, this.seq, time);
         break;
       case 'TBCOMMAND': {
         result.nodes = {};
@@ -330,7 +333,7 @@ export class Core implements BatchDomain<Committed> {
             (result.refusals ??= {})[id] = `E_NO_DRIVER: ${missing}`;
             continue;
           }
-          const o = this.handle(node, { kind: 'command', command: e.eventtype, force }, this.seq + 1);
+          const o = this.handle(node, { kind: 'command', command: e.eventtype, force }, this.seq + 1, time);
           result.nodes[id] = o.verdict ?? 'refused';
           if (o.refusal) (result.refusals ??= {})[id] = o.refusal;
         }
@@ -338,7 +341,6 @@ export class Core implements BatchDomain<Committed> {
       }
     }
     const seq = ++this.seq;
-    const time = this.clock();
     this.store.insertEvent(seq, time, e);
     this.out.events.push({ seq, time, event: e });
     const updates = this.waits.onEvent(seq, e);
