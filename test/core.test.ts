@@ -104,6 +104,19 @@ test('a timeout fires via fireDue once the fake clock reaches its deadline', asy
   assert.equal(await tc.fire(), null, 'fires once');
 });
 
+test('a timeout counts from the time its event is logged at, however often the clock is read in between', async () => {
+  // A clock that moves 1 ms at every reading: two readings per event used to
+  // put the deadline before "logged time + timeout" (a retry logged 1 ms early).
+  const clock = new FakeClock();
+  const ticking = Object.assign(clock, { now: (): number => ++clock.t });
+  const tc = makeCore(undefined, ticking);
+  await tc.step((c) => c.addNode('pc1', { mode: 'NORMALv2', state: 'ISUP' }));
+  const c = await tc.send(st('pc1', 'BOOTING'));
+  const booting = c.events.find((le) => le.event.objtype === 'TBNODESTATE' && le.event.eventtype === 'BOOTING')!;
+  assert.equal(tc.core.nodes.get('pc1')!.timeout!.at, booting.time + 180 * S);
+  assert.equal(tc.core.nodes.get('pc1')!.since, booting.time);
+});
+
 test('a replaced deadline does not fire', async () => {
   const tc = await upNodes();
   await tc.send(st('pc1', 'SHUTDOWN'));
