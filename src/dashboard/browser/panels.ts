@@ -10,19 +10,10 @@ import { byId, byName, el, fill } from './dom.ts';
 import type { Fleet } from './fleet.ts';
 import { describeFailure } from '../../reasons.ts';
 import { clock, duration } from '../../timefmt.ts';
+import type { WaitSummary } from '../../waits.ts';
 
-/** GET /v1/waits, one wait. */
-export interface WaitView {
-  wait: string;
-  states: string[];
-  done: string[];
-  /** `reason`: why, as one line; `code`: its FailureReason code. */
-  failed: { node: string; reason: string; code: string }[];
-  remaining: string[];
-  owner: string | null;
-  created: number;
-  seq: number;
-}
+/** GET /v1/waits, one wait: the daemon's own type (a type-only import, erased from the bundle). */
+export type WaitView = WaitSummary;
 
 const ROWS = 25;
 
