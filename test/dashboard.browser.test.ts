@@ -190,6 +190,12 @@ test('reboots in progress with attempt n/max and what they wait for, pending tim
   await page.waitForFunction(() => document.querySelector<HTMLDialogElement>('#history')?.open && /BOOTING/.test(document.querySelector('#h-events')?.textContent ?? ''), { timeout: 5000 });
   const seq = await post(d, [state('sim1', 'TBSETUP')]);
   await page.waitForSelector(`#h-events tr[data-seq="${seq}"]`, { timeout: 5000 });
+  // Oldest first, each once: what the log holds for sim1, in its order (the live ones included).
+  const logged = ((await http(d, 'GET', '/v1/nodes/sim1/history?limit=200')).json.events as { seq: number }[]).map((e) => e.seq).sort((a, b) => a - b);
+  await page.waitForFunction((n) => document.querySelectorAll('#h-events tr[data-seq]').length >= n, { timeout: 5000 }, logged.length);
+  const shown = await page.$$eval('#h-events tr[data-seq]', (rows) => rows.map((r) => Number(r.getAttribute('data-seq'))));
+  assert.deepEqual(shown, logged);
+  assert.ok(logged.includes(seq));
   assert.deepEqual(errors, []);
 });
 

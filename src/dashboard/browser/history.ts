@@ -50,7 +50,8 @@ export class History {
       fill(this.table, el('tr', {}, el('td', { class: 'bad' }, r?.body?.error ? `${r.body.error.code}: ${r.body.error.message}` : 'the daemon did not answer')));
       return;
     }
-    const events = r.body.events as LoggedEvent[];
+    // The daemon answers newest first; the dialog reads top to bottom, live events appended below.
+    const events = [...(r.body.events as LoggedEvent[])].sort((a, b) => a.seq - b.seq);
     const last = events.at(-1)?.seq ?? 0;
     const early = (this.early ?? []).filter((le) => le.seq > last);
     this.early = null;
