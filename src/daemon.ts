@@ -224,7 +224,7 @@ export class Daemon {
       }
       if (this.opts.debug) this.log(`#${le.seq} ${le.event.objtype} ${le.event.objname} ${le.event.eventtype}`, 'debug');
     }
-    this.telemetry.committed(c, Date.now());
+    this.telemetry.committed(c);
     for (const eff of c.effects) this.effect(eff);
     this.armTimer();
   }

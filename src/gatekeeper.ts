@@ -82,7 +82,7 @@ export function replace(s: Step, command: string): void {
     return;
   }
   s.out.push(retryNotice(n.id, command, r.attempts + 1, s.ctx.maxRebootAttempts, `trigger ${command} in ${where}`));
-  startAction(s, command, r.attempts + 1, r.seq);
+  startAction(s, command, r.attempts + 1, r.seq, 'TRIGGER');
 }
 
 /** Someone (or we) declared the node lost (TBFAILED): stop driving it. */
@@ -143,7 +143,7 @@ function giveUp(s: Step, code: string, mode: string, state: string, message?: st
   });
 }
 
-/** `seq`: where the reboot began (kept across its retries; absent: here); `retry`: why the last attempt failed (stats). */
+/** `seq`: where the reboot began (kept across its retries; absent: here); `retry`: why the last attempt failed, or TRIGGER (the retries counter). */
 function startAction(s: Step, command: string, attempt: number, seq?: number, retry?: string): void {
   // The command's own timeout starts when the driver reports it done.
   const started = s.ctx.now;

@@ -10,6 +10,7 @@
  * notices alone (a partial index, migration 008), not from a scan of the log.
  */
 import type { LoggedEvent } from './types.ts';
+import { REBOOT_RETRY } from './gatekeeper.ts';
 
 /** Boot durations of one type in a window, ms (null percentiles when there were none). */
 export interface BootFigures {
@@ -68,10 +69,9 @@ export function failureCode(e: LoggedEvent['event']): string {
 
 /**
  * The NOTIFY code of a retry (SPEC §4.3: "each retry raises a NOTIFY"; issue
- * 10 names it). Live, retries are counted from the engine's actions, which
- * carry the reason; at start, from these notices in the log.
+ * 10 names it): retries are counted from these notices, live and at start alike.
  */
-export const RETRY_NOTIFY = 'REBOOT_RETRY';
+export const RETRY_NOTIFY = REBOOT_RETRY;
 
 export class Stats {
   private readonly types = new Map<string, TypeRecords>();
@@ -107,6 +107,8 @@ export class Stats {
         r.bootMs.push(le.time - t0);
         this.onBoot(type, le.time - t0);
       }
+    } else if (e.objtype === 'NOTIFY') {
+      if (e.eventtype === RETRY_NOTIFY) this.retry(e.objname, le.time);
     } else if (e.objtype === 'TBFAILED') {
       // A boot stated gave up on is not timed if the node comes up much later by other means.
       this.down.delete(e.objname);
@@ -129,11 +131,7 @@ export class Stats {
     const hook = this.onBoot;
     this.onBoot = () => {}; // the /metrics histogram counts since this start, as a Prometheus counter does
     try {
-      for (const le of events) {
-        if (le.event.objtype === 'NOTIFY') {
-          if (le.event.eventtype === RETRY_NOTIFY) this.retry(le.event.objname, le.time);
-        } else this.add(le);
-      }
+      for (const le of events) this.add(le);
     } finally {
       this.onBoot = hook;
     }

@@ -49,7 +49,7 @@ export type Effect =
   /** An event for the log, in this batch, after the input's own; TBNODESTATE ones re-enter apply. */
   | { t: 'emit'; event: StatedEvent; forced?: boolean }
   /** Run a power action through the node type's driver, after commit. */
-  | { t: 'action'; node: string; command: string; attempt: number; started?: number; /** on a retry: why the last attempt failed (stats) */ retry?: string }
+  | { t: 'action'; node: string; command: string; attempt: number; started?: number; /** on a retry: why the last attempt failed, or TRIGGER (the retries counter) */ retry?: string }
   /** Run an operator script (SCRIPT:name), after commit. */
   | { t: 'script'; node: string; name: string }
   /** A line for the daemon's debug log (an Emulab trigger stated has nothing to do for). */

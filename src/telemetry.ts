@@ -39,7 +39,7 @@ export class Telemetry {
   }
 
   /** One committed batch: O(1) per event, nothing allocated for the events it does not count. */
-  committed(c: Committed, now: number): void {
+  committed(c: Committed): void {
     const events = c.events;
     if (events.length > 0) this.batches.observe([], events.length);
     for (let i = 0; i < events.length; i++) {
@@ -48,10 +48,8 @@ export class Telemetry {
       if (le.event.objtype === 'TBFAILED') this.count(this.tbfailed, le.event.objname, failureCode(le.event));
     }
     for (const eff of c.effects) {
-      if (eff.t === 'action' && eff.retry !== undefined) {
-        this.stats.retry(eff.node, now);
-        this.count(this.retries, eff.node, eff.retry);
-      }
+      // The stats count the retry from its REBOOT_RETRY notice; the counter wants the action's reason code.
+      if (eff.t === 'action' && eff.retry !== undefined) this.count(this.retries, eff.node, eff.retry);
     }
   }
 

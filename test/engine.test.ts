@@ -392,7 +392,7 @@ test('a trigger command replaces the reboot in progress, counting on its attempt
   const w = apply(n, state('WEDGED'), engineCtx({ now: T0 + 5 * S })); // NORMALv2/WEDGED POWERCYCLE
   assert.deepEqual(w.effects, [
     retryNotice('pc1', 'POWERCYCLE', 2, 3, 'trigger POWERCYCLE in NORMALv2/WEDGED'),
-    { t: 'action', node: 'pc1', command: 'POWERCYCLE', attempt: 2, started: T0 + 5 * S },
+    { t: 'action', node: 'pc1', command: 'POWERCYCLE', attempt: 2, started: T0 + 5 * S, retry: 'TRIGGER' },
   ]);
   const third = apply(apply(w.node, state('SHUTDOWN'), engineCtx()).node, state('WEDGED'), engineCtx()).node;
   assert.equal(third.reboot.attempts, 3);

@@ -117,15 +117,17 @@ test('a start rebuilds the figures from the log through the partial index; the h
   const tel = new Telemetry(typeOf);
   tel.load(store.statsEvents());
   // pc3 was mid-boot when the daemon stopped: its ISUP after the start completes the boot.
-  tel.committed({ events: [st(9000, 'pc3', 'ISUP')], waits: [], effects: [] }, 9000);
+  tel.committed({ events: [st(9000, 'pc3', 'ISUP')], waits: [], effects: [] });
   const r = tel.stats.report(0, 10_000);
   assert.deepEqual(r.types.map((x) => [x.type, x.boots.count, x.failures, x.retries]), [['d710', 1, {}, 1], ['pc3000', 1, { TIMEOUT_IN_STATE: 1 }, 0]]);
-  // Live, a retry notice is not counted again: the engine's action already was.
-  tel.committed({ events: [ev(9100, 'NOTIFY', 'pc3', RETRY_NOTIFY, { message: 'x' })], waits: [], effects: [] }, 9100);
-  assert.equal(tel.stats.report(0, 10_000).types.find((x) => x.type === 'd710')!.retries, 1);
+  // Live, a retry is counted from its notice as at start (a trigger's replacement too), once.
+  tel.committed({ events: [ev(9100, 'NOTIFY', 'pc3', RETRY_NOTIFY, { message: 'x' })], waits: [], effects: [
+    { t: 'action', node: 'pc3', command: 'POWERCYCLE', attempt: 3, started: 9100, retry: 'TRIGGER' },
+  ] });
+  assert.equal(tel.stats.report(0, 10_000).types.find((x) => x.type === 'd710')!.retries, 2);
   const text = tel.render([]);
   assert.match(text, /^stated_boot_duration_seconds_count\{type="d710"\} 1$/m);
-  assert.doesNotMatch(text, /^stated_retries_total\{/m, 'retries before this start are not in the counters');
+  assert.deepEqual(text.match(/^stated_retries_total\{.*$/gm), ['stated_retries_total{type="d710",code="TRIGGER"} 1'], 'retries before this start are not in the counters');
   assert.doesNotMatch(text, /stated_boot_duration_seconds_count\{type="pc3000"\}/, 'boots before this start are not in the counters');
   store.close();
 });
@@ -133,20 +135,21 @@ test('a start rebuilds the figures from the log through the partial index; the h
 test('telemetry counts TBFAILED and retries by type and code, and batch sizes', () => {
   const tel = new Telemetry(typeOf);
   tel.committed({
-    events: [failed(1000, 'pc1', 'TIMEOUT_IN_STATE'), st(1000, 'pc2', 'BOOTING'), failed(1001, 'pc3', 'DRIVER_FAILED')],
+    events: [failed(1000, 'pc1', 'TIMEOUT_IN_STATE'), st(1000, 'pc2', 'BOOTING'), failed(1001, 'pc3', 'DRIVER_FAILED'),
+      ev(1000, 'NOTIFY', 'pc2', RETRY_NOTIFY, { message: 'pc2: TIMEOUT_IN_STATE in NORMALv2/BOOTING; REBOOT attempt 2 of 3' })],
     waits: [],
     effects: [
       { t: 'action', node: 'pc2', command: 'REBOOT', attempt: 2, started: 1000, retry: 'TIMEOUT_IN_STATE' },
       { t: 'action', node: 'pc1', command: 'REBOOT', attempt: 1, started: 1000 }, // a first attempt is no retry
     ],
-  }, 1000);
+  });
   const text = tel.render([]);
   assert.match(text, /^stated_tbfailed_total\{type="pc3000",code="TIMEOUT_IN_STATE"\} 1$/m);
   assert.match(text, /^stated_tbfailed_total\{type="d710",code="DRIVER_FAILED"\} 1$/m);
   assert.match(text, /^stated_retries_total\{type="pc3000",code="TIMEOUT_IN_STATE"\} 1$/m);
   assert.equal(text.match(/^stated_retries_total\{/gm)!.length, 1);
   assert.match(text, /^stated_batch_events_count 1$/m);
-  assert.match(text, /^stated_batch_events_sum 3$/m);
+  assert.match(text, /^stated_batch_events_sum 4$/m);
   assert.equal(tel.stats.report(0, 2000).types.find((x) => x.type === 'pc3000')!.retries, 1);
 });
 
