@@ -17,7 +17,7 @@ import { eventAt, nodeNames } from './_events.ts';
 
 const PXE = 'PXEKERNEL';
 
-/** Batch sizes tried; the daemon bounds its own batches at 1,000 jobs. */
+/** Batch sizes tried (the limit keeps the best); the daemon bounds its own batches at MAX_BATCH (3,000) jobs. */
 export const LIMIT_BATCHES = [100, 300, 1000, 3000, 10000] as const;
 
 export interface LimitRun {
