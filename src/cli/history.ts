@@ -1,7 +1,7 @@
 /** `stated history NODE`: the node's events from the log, newest last, with readable times (SPEC §1). */
 import { defineCommand } from 'citty';
 import type { LoggedEvent } from '../types.ts';
-import { argumentError, connArgs, fail, printJson, usage } from './common.ts';
+import { connArgs, fail, printJson, usage } from './common.ts';
 import { eventLine } from './eventline.ts';
 import { getJson } from './http.ts';
 
@@ -17,7 +17,6 @@ export default defineCommand({
     ...connArgs,
   },
   async run({ args }) {
-    if (args._.length !== 1) argumentError('expected one NODE');
     const limit = args.limit === undefined ? 100 : Number(args.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) usage(`--limit: expected an integer 1..${MAX_LIMIT}, got ${JSON.stringify(args.limit)}`);
     const node = args._[0]!;

@@ -2,7 +2,7 @@
 import { defineCommand } from 'citty';
 import type { NodeView } from '../views.ts';
 import { admin, connArgs, names, printJson, table, withConnection } from './common.ts';
-import { argumentError, usage } from './output.ts';
+import { usage } from './output.ts';
 
 type Trigger = NodeView['triggers'][number];
 
@@ -46,7 +46,6 @@ const setNextMode = defineCommand({
     ...connArgs,
   },
   async run({ args }) {
-    if (args._.length > 2) argumentError('expected NODE MODE');
     if ((args.mode === undefined) === (args.clear !== true)) usage('give either MODE or --clear');
     const mode = args.clear ? null : args.mode;
     const n = await withConnection(args, (conn) => admin<NodeView>(conn, 'node.setNextMode', { node: args.node, mode }));
@@ -69,7 +68,6 @@ const triggerAdd = defineCommand({
     ...connArgs,
   },
   async run({ args }) {
-    if (args._.length !== 3) argumentError('expected NODE STATE TRIGGER[,TRIGGER]');
     const triggers = args.triggers.split(',').map((t) => t.trim()).filter((t) => t !== '');
     if (triggers.length === 0) usage('expected at least one TRIGGER');
     const list = await withConnection(args, (conn) => admin<Trigger[]>(conn, 'node.trigger.add', {
@@ -99,7 +97,6 @@ const triggerClear = defineCommand({
   meta: { name: 'clear', description: "drop a node's one-shot triggers" },
   args: { node: { type: 'positional', required: true, description: 'NODE' }, ...connArgs },
   async run({ args }) {
-    if (args._.length !== 1) argumentError('expected NODE');
     await withConnection(args, (conn) => admin(conn, 'node.trigger.clear', { node: args.node }));
     process.stdout.write(`${args.node}: one-shot triggers cleared\n`);
   },
@@ -109,7 +106,6 @@ const clear = defineCommand({
   meta: { name: 'clear', description: 'end a gave-up (TBFAILED) reboot without rebooting: the node was fixed by hand (audited)' },
   args: { node: { type: 'positional', required: true, description: 'NODE' }, ...connArgs },
   async run({ args }) {
-    if (args._.length !== 1) argumentError('expected NODE');
     const n = await withConnection(args, (conn) => admin<NodeView>(conn, 'node.clear', { node: args.node }));
     process.stdout.write(`${n.node}: cleared; ${n.mode} ${n.state ?? '-'}, reboot attempts ${n.reboot.attempts}\n`);
   },

@@ -2,7 +2,7 @@
 import { defineCommand } from 'citty';
 import type { StatsReport } from '../stats.ts';
 import { clock, duration } from '../timefmt.ts';
-import { argumentError, connArgs, fail, printJson, table, usage } from './common.ts';
+import { connArgs, fail, printJson, table, usage } from './common.ts';
 import { getJson } from './http.ts';
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -34,7 +34,6 @@ export default defineCommand({
     ...connArgs,
   },
   async run({ args }) {
-    if (args._.length > 0) argumentError(`unexpected argument ${JSON.stringify(args._[0])}`);
     const window = parseDuration(args.since ?? '24h');
     if (window === null) usage(`--since: expected a duration such as 30m, 24h or 7d, got ${JSON.stringify(args.since)}`);
     // The window ends at the daemon's clock, but starts by this one: a few seconds of skew move its edge, not its figures.

@@ -6,7 +6,7 @@
 import { defineCommand } from 'citty';
 import { connArgs } from './common.ts';
 import { bringUp, nodeViews, report } from './bringup.ts';
-import { argumentError, fail, usage } from './output.ts';
+import { fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 
 export default defineCommand({
@@ -19,7 +19,6 @@ export default defineCommand({
   async run({ args }) {
     const timeoutS = seconds(args.timeout ?? '1800', '-t');
     const updateS = seconds(args.update, '-u');
-    if (args._.length !== 1) argumentError('expected one PROJECT');
     const conn = await durableConnection(args);
     try {
       const views = (await nodeViews(conn)).filter((n) => n.project === args.project);

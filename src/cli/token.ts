@@ -2,7 +2,7 @@
 import { defineCommand } from 'citty';
 import { clock } from '../timefmt.ts';
 import { admin, connArgs, printJson, table, withConnection } from './common.ts';
-import { argumentError, usage } from './output.ts';
+import { usage } from './output.ts';
 
 interface TokenInfo { id: string; role: string; node: string | null; project: string | null; created: number; revoked: number | null }
 
@@ -45,7 +45,6 @@ const revoke = defineCommand({
   meta: { name: 'revoke', description: "revoke a token by id: it is refused from then on" },
   args: { id: { type: 'positional', required: true, description: 'ID: a token id (from token list)' }, ...connArgs },
   async run({ args }) {
-    if (args._.length !== 1) argumentError('expected one token ID');
     const r = await withConnection(args, (conn) => admin<{ revoked: string }>(conn, 'token.revoke', { id: args.id }));
     process.stdout.write(`revoked ${r.revoked}\n`);
   },

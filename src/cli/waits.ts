@@ -4,7 +4,7 @@ import { cancelWaitById, listWaits } from '../client/index.ts';
 import { name } from '../protocol.ts';
 import { duration } from '../timefmt.ts';
 import { connArgs, printJson, table, withConnection } from './common.ts';
-import { argumentError, usage } from './output.ts';
+import { usage } from './output.ts';
 
 /** At most n names, then how many more. */
 function some(list: string[], n = 4): string {
@@ -16,7 +16,6 @@ const list = defineCommand({
   meta: { name: 'list', description: 'the open waits: id, states, nodes done/failed/remaining, owner, age' },
   args: { json: { type: 'boolean', description: 'print JSON (times in epoch ms)' }, ...connArgs },
   async run({ args }) {
-    if (args._.length > 0) argumentError('list takes no arguments');
     const waits = await withConnection(args, (conn) => listWaits(conn));
     if (args.json) return printJson({ waits });
     const now = Date.now();
@@ -32,7 +31,6 @@ const cancel = defineCommand({
   meta: { name: 'cancel', description: 'end a wait (yours, or any with an operator token); its waiter is told it ended' },
   args: { wait: { type: 'positional', required: true, description: 'WAIT (an id from waits list)' }, ...connArgs },
   async run({ args }) {
-    if (args._.length !== 1) argumentError('expected one WAIT');
     let id: string;
     try { id = name(args.wait, 'wait'); } catch { return usage(`bad wait id ${args.wait}`); }
     await withConnection(args, (conn) => cancelWaitById(conn, id));

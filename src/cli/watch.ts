@@ -10,7 +10,7 @@ import { defineCommand } from 'citty';
 import { Connection, defaultToken, type Push } from '../client/index.ts';
 import { StatedError } from '../errors.ts';
 import type { LoggedEvent } from '../types.ts';
-import { argumentError, connArgs, daemonUrl, fail, usage } from './common.ts';
+import { connArgs, daemonUrl, fail, usage } from './common.ts';
 import { eventLine } from './eventline.ts';
 
 export interface Filter {
@@ -44,7 +44,6 @@ export default defineCommand({
     ...connArgs,
   },
   async run({ args }) {
-    if (args._.length > 0) argumentError(`unexpected argument ${JSON.stringify(args._[0])}`);
     let filter: Filter = {};
     try {
       if (args.filter !== undefined) filter = parseFilter(args.filter);
