@@ -17,10 +17,9 @@ import { type EngineContext, type EngineInput, type Outcome, Step, generated, no
 import type { NodeState } from './types.ts';
 import { NO_REBOOT } from './types.ts';
 
-// The engine's one entry point for the rest of stated (core.ts, tests).
+// The engine's one entry point for the rest of stated (nodes.ts, tests).
 export type { CommandVerdict, Effect, EngineContext, EngineInput, Outcome } from './step.ts';
-export { notify } from './step.ts';
-export { REBOOT_RETRY, retryNotice, willAct } from './gatekeeper.ts';
+export { retryNotice } from './gatekeeper.ts';
 
 /** Applies one input to one node. */
 export function apply(node: NodeState, input: EngineInput, ctx: EngineContext): Outcome {

@@ -15,7 +15,7 @@ import { NO_REBOOT } from './types.ts';
  * Commands that bring a node up, settled when it shows it went down or is
  * booting (SPEC §4.3); a REBOOT joins any of them in progress.
  */
-const REBOOTING = new Set(['REBOOT', 'POWERCYCLE', 'POWERON']);
+export const REBOOTING: ReadonlySet<string> = new Set(['REBOOT', 'POWERCYCLE', 'POWERON']);
 /** Commands that join a reboot in progress instead of starting another. */
 const JOINS = new Set(['REBOOT', 'POWERCYCLE']);
 
@@ -41,7 +41,7 @@ export function isRetryAction(action: string): boolean {
  * a pending REBOOT/CMDRETRY timeout of a reboot it drives. Only then does a
  * new REBOOT join; a node sitting where stated will do nothing gets a new one.
  */
-export function willAct(n: NodeState): boolean {
+function willAct(n: NodeState): boolean {
   const r = n.reboot;
   if (r.command === null || r.gaveUp) return false;
   return r.inFlight || (n.timeout !== null && isRetryAction(n.timeout.action));

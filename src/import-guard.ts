@@ -20,10 +20,10 @@
  *   for a mode `*` or a mode the file still defines — no longer runs it.
  */
 import { ANY, Machine, type Problem, definedModes, splitTriggers } from './machine.ts';
+import { COMMAND_MODE } from './machine-check.ts';
+import { isPhaseTrigger } from './phases.ts';
 import type { MachineDefinition, NodeState } from './types.ts';
 
-/** The pseudo-mode of commands: its timeouts (CMDRETRY) retry every reboot. */
-const COMMAND_MODE = 'TBCOMMAND';
 /** Global triggers the boot phases and reloads rely on (SPEC §4.4, §4.6). */
 const PHASE_TRIGGERS: readonly string[] = ['PXEBOOT', 'BOOTING', 'SECUREBOOT', 'RELOADDONE', 'RELOADDONEV2'];
 
@@ -37,10 +37,10 @@ export function importRefusals(current: MachineDefinition, def: MachineDefinitio
 function modeUsers(nodes: Iterable<NodeState>): Map<string, string[]> {
   const users = new Map<string, string[]>();
   for (const n of nodes) {
-    for (const mode of n.nextMode === null ? [n.mode] : [n.mode, n.nextMode]) {
+    for (const mode of n.nextMode === null || n.nextMode === n.mode ? [n.mode] : [n.mode, n.nextMode]) {
       let list = users.get(mode);
       if (!list) users.set(mode, list = []);
-      if (!list.includes(n.id)) list.push(n.id);
+      list.push(n.id);
     }
   }
   return new Map([...users].sort(([a], [b]) => a.localeCompare(b)));
@@ -91,7 +91,7 @@ function phaseTriggersDropped(current: MachineDefinition, def: MachineDefinition
     const now = next.triggers(ANY, r.op_mode, r.state);
     for (const name of splitTriggers(r.triggers)) {
       if (!PHASE_TRIGGERS.includes(name) || now.includes(name)) continue;
-      out.push(error('PHASE_TRIGGER_DROPPED', `state_triggers ${r.op_mode}/${r.state} runs ${name} now; the file drops it (${name === 'PXEBOOT' || name === 'BOOTING' || name === 'SECUREBOOT' ? 'the boot phases need it' : 'reloads would never close'})`));
+      out.push(error('PHASE_TRIGGER_DROPPED', `state_triggers ${r.op_mode}/${r.state} runs ${name} now; the file drops it (${isPhaseTrigger(name) ? 'the boot phases need it' : 'reloads would never close'})`));
     }
   }
   return out;

@@ -4,6 +4,7 @@
  * node; rows advance inside the batch transaction of the event that moves them.
  */
 import type { Statement } from 'better-sqlite3';
+import { REBOOTING } from './gatekeeper.ts';
 import { describeFailure } from './reasons.ts';
 import type { Store } from './store.ts';
 import type { FailureReason, LoggedEvent, StatedEvent } from './types.ts';
@@ -27,7 +28,7 @@ interface Wait {
    * entry has any, so the usual wait costs nothing more per event.
    */
   alts: (ReadonlySet<string> | null)[] | null;
-  /** When it was registered (ms); after a daemon restart, its last attach (not stored). */
+  /** When it was registered (ms; stored since migration 009, older waits show their last attach). */
   created: number;
   startSeq: number;
   ttl: number;
@@ -53,7 +54,7 @@ export interface WaitSnapshot {
 }
 
 /** TBFAILED eventtypes that fail every wait holding the node: the commands that bring it up. */
-const FAILS_EVERY_WAIT = new Set(['REBOOT', 'POWERCYCLE', 'POWERON']);
+const FAILS_EVERY_WAIT = REBOOTING;
 
 /** One open wait as `stated waits list` and GET /v1/waits show it. */
 export interface WaitSummary {
@@ -160,7 +161,8 @@ export class Waits {
     const set = this.byNode.get(e.objname);
     if (!set) return NO_UPDATES;
     const out: WaitUpdate[] = [];
-    for (const w of [...set]) {
+    // No copy: settling a node deletes only the wait at hand from this set, which iteration allows.
+    for (const w of set) {
       if (seq <= w.startSeq) continue;
       this.advance(w, w.nodes.get(e.objname)!, seq, e, out);
     }
