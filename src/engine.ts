@@ -267,7 +267,7 @@ function timeout(s: Step): Outcome {
     s.out.push(notify(n.id, 'TIMEOUT', `${n.id}: timed out in ${where}`));
   } else if (action.kind === 'STATE') {
     // Definitions may change under a pending deadline: force only a state the tables know.
-    if (s.ctx.machine.hasState(action.state)) s.out.push(generated(n.id, action.state));
+    if (s.ctx.machine.states.has(action.state)) s.out.push(generated(n.id, action.state));
     else s.out.push(notify(n.id, 'UNKNOWN_ACTION', `${n.id}: timeout action ${t.action} in ${where} names a state no table knows; not forced`));
   } else if (action.kind === 'REBOOT' || action.kind === 'CMDRETRY') {
     // The drive of a reboot stalled: the gatekeeper retries it or gives up.

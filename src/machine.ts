@@ -32,8 +32,8 @@ type Nested<V> = Map<string, Map<string, V>>;
 export class Machine {
   // mode -> from -> set of to; '*' stays a key and is tried after the literal.
   private readonly allowed: Nested<Set<string>> = new Map();
-  // Every state a table names literally: a STATE:X target must be one (checked at runtime too).
-  private readonly states = new Set<string>();
+  /** Every state a table names literally (`*` aside): a STATE:X target must be one, and so must a state waited for (names.ts). */
+  readonly states: ReadonlySet<string>;
   private readonly timeouts: Nested<TimeoutSpec> = new Map();
   // node_id -> mode -> state -> trigger names, already split and deduplicated.
   private readonly triggerLists = new Map<string, Nested<readonly string[]>>();
@@ -58,14 +58,16 @@ export class Machine {
       mode_transitions: sortRows(moves, ['op_mode1', 'state1', 'op_mode2']),
     };
 
+    const states = new Set<string>();
     for (const r of transitions) {
       nested(this.allowed, r.op_mode, r.state1, () => new Set<string>()).add(r.state2);
-      this.states.add(r.state1).add(r.state2);
+      states.add(r.state1).add(r.state2);
     }
-    for (const r of timeouts) this.states.add(r.state);
-    for (const r of triggers) this.states.add(r.state);
-    for (const r of moves) this.states.add(r.state1).add(r.state2);
-    this.states.delete(ANY);
+    for (const r of timeouts) states.add(r.state);
+    for (const r of triggers) states.add(r.state);
+    for (const r of moves) states.add(r.state1).add(r.state2);
+    states.delete(ANY);
+    this.states = states;
     for (const r of timeouts) {
       getOrAdd(this.timeouts, r.op_mode, () => new Map()).set(r.state, Object.freeze({ seconds: r.timeout, action: r.action }));
     }
@@ -143,11 +145,6 @@ export class Machine {
       if (byState !== undefined && (byState.has(state) || byState.has(ANY))) return true;
     }
     return false;
-  }
-
-  /** True when some table names `state` (a STATE:X target must be one). */
-  hasState(state: string): boolean {
-    return this.states.has(state);
   }
 
   /**

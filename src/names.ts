@@ -6,27 +6,15 @@
  * is never checked here: Emulab applies unknown transitions and notifies.
  */
 import { StatedError } from './errors.ts';
-import { ANY, type Machine, classifyTrigger } from './machine.ts';
-import type { MachineDefinition } from './types.ts';
+import { type Machine, classifyTrigger } from './machine.ts';
 
-interface Known { modes: Set<string>; states: Set<string> }
 /** Per Machine (replaced whole on import or SIGHUP), so never stale and never rebuilt per request. */
-const cache = new WeakMap<Machine, Known>();
+const modeCache = new WeakMap<Machine, ReadonlySet<string>>();
 
-function known(m: Machine): Known {
-  let k = cache.get(m);
-  if (!k) {
-    const def: MachineDefinition = m.definition();
-    const states = new Set<string>();
-    for (const r of def.state_transitions) states.add(r.state1).add(r.state2);
-    for (const r of def.state_timeouts) states.add(r.state);
-    for (const r of def.state_triggers) states.add(r.state);
-    for (const r of def.mode_transitions) states.add(r.state1).add(r.state2);
-    states.delete(ANY);
-    k = { modes: new Set(m.modes()), states };
-    cache.set(m, k);
-  }
-  return k;
+function modesOf(m: Machine): ReadonlySet<string> {
+  let modes = modeCache.get(m);
+  if (!modes) modeCache.set(m, (modes = new Set(m.modes())));
+  return modes;
 }
 
 function suggest(name: string, among: Iterable<string>): string {
@@ -37,15 +25,14 @@ function suggest(name: string, among: Iterable<string>): string {
 
 /** Throws E_UNKNOWN_NAME unless mode is an op mode the definitions name. */
 export function checkMode(m: Machine, mode: string, what = 'mode'): void {
-  const k = known(m);
-  if (!k.modes.has(mode)) throw new StatedError('E_UNKNOWN_NAME', `${what} ${mode}: no such op mode in the loaded definitions${suggest(mode, k.modes)}`);
+  const modes = modesOf(m);
+  if (!modes.has(mode)) throw new StatedError('E_UNKNOWN_NAME', `${what} ${mode}: no such op mode in the loaded definitions${suggest(mode, modes)}`);
 }
 
 /** Throws E_UNKNOWN_NAME for a state no table names (a wait for it could never end); `A|B` entries name two. */
 export function checkStates(m: Machine, states: readonly string[]): void {
-  const k = known(m);
   for (const s of states.flatMap((entry) => entry.split('|'))) {
-    if (!k.states.has(s)) throw new StatedError('E_UNKNOWN_NAME', `state ${s}: no table of the loaded definitions names it${suggest(s, k.states)}`);
+    if (!m.states.has(s)) throw new StatedError('E_UNKNOWN_NAME', `state ${s}: no table of the loaded definitions names it${suggest(s, m.states)}`);
   }
 }
 
