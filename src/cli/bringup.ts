@@ -10,8 +10,10 @@ import { isReloadMode } from '../phases.ts';
 import type { FailureReason } from '../types.ts';
 import type { NodeView } from '../views.ts';
 import { admin, printJson } from './common.ts';
+import { usage } from './output.ts';
 import { describeFailure } from '../reasons.ts';
 import { exitCode, follow } from './progress.ts';
+import { waitTtl } from './waitforstate.ts';
 
 export interface BringUpOptions {
   timeoutS: number;
@@ -36,6 +38,13 @@ export async function nodeViews(conn: Connection, nodes?: string[]): Promise<Nod
   if (nodes && nodes.length === 0) return [];
   const st = await conn.request<{ nodes: NodeView[] }>('status', nodes ? { nodes } : {});
   return st.nodes;
+}
+
+/** Every node of a project the token can see; none is a usage error (-e PROJECT). */
+export async function projectViews(conn: Connection, project: string): Promise<NodeView[]> {
+  const views = (await nodeViews(conn)).filter((n) => n.project === project);
+  if (views.length === 0) usage(`project ${project} has no nodes you can see`);
+  return views;
 }
 
 /**
@@ -69,7 +78,7 @@ export function refusalReason(why: string): FailureReason {
 export async function bringUp(conn: Connection, views: NodeView[], opts: BringUpOptions): Promise<Outcome> {
   // The mode each reloading node is headed for: judged again after the wait.
   const reloadMode = new Map(views.filter((n) => n.nextMode !== null).map((n) => [n.node, n.nextMode!] as const));
-  const ttl = Math.max(3600, Math.ceil(opts.timeoutS * 2));
+  const ttl = waitTtl(opts.timeoutS);
   const { wait, refused } = await runPlan(conn, { states: ['ISUP'], actions: Object.fromEntries(views.map((n) => [n.node, 'REBOOT'])), ttl });
   const reloading = views.filter((n) => reloadMode.has(n.node) && !(n.node in refused)).map((n) => n.node);
   const rebooting = views.filter((n) => !reloadMode.has(n.node) && !(n.node in refused)).map((n) => n.node);

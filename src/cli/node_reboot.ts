@@ -5,11 +5,10 @@
  */
 import { defineCommand } from 'citty';
 import { StateWait } from '../client/index.ts';
-import type { NodeView } from '../views.ts';
 import { connArgs, names } from './common.ts';
 import { EXIT, argumentError, fail, usage } from './output.ts';
-import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
-import { refusalReason } from './bringup.ts';
+import { durableConnection, seconds, waitArgs, waitTtl } from './waitforstate.ts';
+import { projectViews, refusalReason } from './bringup.ts';
 import { summarize, watch } from './progress.ts';
 
 export default defineCommand({
@@ -34,9 +33,7 @@ export default defineCommand({
     try {
       let nodes: string[];
       if (args.project) {
-        const st = await conn.request<{ nodes: NodeView[] }>('status');
-        nodes = st.nodes.filter((n) => n.project === args.project).map((n) => n.node);
-        if (nodes.length === 0) usage(`project ${args.project} has no nodes you can see`);
+        nodes = (await projectViews(conn, args.project)).map((n) => n.node);
       } else nodes = names(args._, 'NODE');
       const force = args.force === true;
       if (args['no-wait']) {
@@ -47,7 +44,7 @@ export default defineCommand({
         process.exit(Object.keys(r.refusals ?? {}).length > 0 ? EXIT.FAILED : EXIT.OK);
       }
       const states = args.wait ? ['SHUTDOWN', 'ISUP'] : ['SHUTDOWN'];
-      const w = await StateWait.init(conn, states, nodes, { command: 'REBOOT', force, ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
+      const w = await StateWait.init(conn, states, nodes, { command: 'REBOOT', force, ttl: waitTtl(timeoutS) });
       if (w.command) report(w.command.nodes, w.command.refusals);
       // A refused node will not go down for us: stop waiting for it; the summary lists it failed, with its code.
       const refused = Object.fromEntries(Object.entries(w.command?.refusals ?? {}).map(([n, why]) => [n, refusalReason(why)]));

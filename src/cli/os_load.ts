@@ -11,7 +11,7 @@ import { isReloadMode } from '../phases.ts';
 import { clearNextModes, nodeViews, refusalReason } from './bringup.ts';
 import { admin, connArgs, names } from './common.ts';
 import { EXIT, fail, usage } from './output.ts';
-import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
+import { durableConnection, seconds, waitArgs, waitTtl } from './waitforstate.ts';
 import { summarize, watch } from './progress.ts';
 
 /** The state a reload closes with: Emulab's frisbee reports either. */
@@ -58,7 +58,7 @@ export default defineCommand({
         }
         headed.set(n.node, mode);
       }
-      const ttl = Math.max(3600, Math.ceil(timeoutS * 2));
+      const ttl = waitTtl(timeoutS);
       const { wait, started, refused } = await runPlan(conn, { states: [RELOAD_DONE], actions: Object.fromEntries(nodes.map((n) => [n, 'REBOOT'])), ttl });
       // A reboot already past its SHUTDOWN will not pass the mode transition: no reload this boot.
       const joined = Object.keys(started).filter((n) => started[n] === 'joined');

@@ -5,7 +5,7 @@
  */
 import { defineCommand } from 'citty';
 import { connArgs } from './common.ts';
-import { bringUp, nodeViews, report } from './bringup.ts';
+import { bringUp, nodeViews, projectViews, report } from './bringup.ts';
 import { argumentError, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 
@@ -28,10 +28,7 @@ export default defineCommand({
     if (!args.project && args._.length === 0) argumentError('expected at least one NODE, or -e PROJECT');
     const conn = await durableConnection(args);
     try {
-      const views = args.project
-        ? (await nodeViews(conn)).filter((n) => n.project === args.project)
-        : await nodeViews(conn, [...new Set(args._)]);
-      if (views.length === 0) usage(`project ${args.project} has no nodes you can see`);
+      const views = args.project ? await projectViews(conn, args.project) : await nodeViews(conn, [...new Set(args._)]);
       const opts = { timeoutS, updateS, json: args.json === true, tolerate };
       const code = report(await bringUp(conn, views, opts), opts);
       conn.close();

@@ -5,8 +5,8 @@
  */
 import { defineCommand } from 'citty';
 import { connArgs } from './common.ts';
-import { bringUp, nodeViews, report } from './bringup.ts';
-import { fail, usage } from './output.ts';
+import { bringUp, projectViews, report } from './bringup.ts';
+import { fail } from './output.ts';
 import { durableConnection, seconds, waitArgs } from './waitforstate.ts';
 
 export default defineCommand({
@@ -21,8 +21,7 @@ export default defineCommand({
     const updateS = seconds(args.update, '-u');
     const conn = await durableConnection(args);
     try {
-      const views = (await nodeViews(conn)).filter((n) => n.project === args.project);
-      if (views.length === 0) usage(`project ${args.project} has no nodes you can see`);
+      const views = await projectViews(conn, args.project);
       const opts = { timeoutS, updateS, json: args.json === true, tolerate: 0 };
       const code = report(await bringUp(conn, views, opts), opts);
       conn.close();

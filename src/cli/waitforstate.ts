@@ -24,6 +24,11 @@ export function seconds(v: string, flag: string): number {
   return n;
 }
 
+/** A waiting command's wait outlives its -t (a reconnect may need it), at least an hour. */
+export function waitTtl(timeoutS: number): number {
+  return Math.max(3600, Math.ceil(timeoutS * 2));
+}
+
 export const waitArgs = {
   timeout: { type: 'string', alias: 't', description: 'give up after this many seconds' },
   update: { type: 'string', alias: 'u', description: 'print a status line every this many seconds', default: '10' },
@@ -47,7 +52,7 @@ export default defineCommand({
     const updateS = seconds(args.update, '-u');
     const conn = await durableConnection(args);
     try {
-      const w = await StateWait.init(conn, states, nodes, { ttl: Math.max(3600, Math.ceil(timeoutS * 2)) });
+      const w = await StateWait.init(conn, states, nodes, { ttl: waitTtl(timeoutS) });
       // From here on every event counts: a script may start its actions (or
       // signal us) once it reads this line, so it comes after the signal handlers.
       const onWatching = (): void => { process.stderr.write(`registered wait ${w.id} at seq ${w.seq}\n`); };
