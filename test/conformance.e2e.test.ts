@@ -8,26 +8,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Store } from '../src/store.ts';
 import { type Daemon, connectWs, http, startDaemon } from './helpers/daemon.ts';
+import { type LoggedEvent as Logged, history, nodeView } from './helpers/fleet.ts';
 import { sleep, until } from './helpers/poll.ts';
 
 const SCALED = ['--time-scale', '0.01'];
 const DAY = 86_400_000;
 
-interface Logged { seq: number; event: { objtype: string; objname: string; eventtype: string; mode?: string; message?: string } }
-
 const names = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`);
-
-async function history(d: Daemon, node: string): Promise<Logged[]> {
-  const r = await http(d, 'GET', `/v1/nodes/${node}/history?limit=1000`);
-  assert.equal(r.status, 200, r.text);
-  return (r.json.events as Logged[]).reverse();
-}
-
-async function nodeView(d: Daemon, node: string): Promise<any> {
-  const r = await http(d, 'GET', `/v1/nodes/${node}`);
-  assert.equal(r.status, 200, r.text);
-  return r.json;
-}
 
 /** What a node's boot scripts say, one event at a time. */
 async function say(d: Daemon, node: string, ...states: string[]): Promise<void> {

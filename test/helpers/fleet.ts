@@ -61,7 +61,11 @@ export function background(d: Daemon, args: string[], extraEnv: Record<string, s
   return { proc, stdout: () => stdout, stderr: () => stderr, done };
 }
 
-export interface LoggedEvent { seq: number; time: number; event: { objtype: string; objname: string; eventtype: string; mode?: string; reason?: Record<string, unknown> } }
+export interface LoggedEvent {
+  seq: number;
+  time: number;
+  event: { objtype: string; objname: string; eventtype: string; mode?: string; valid?: boolean; message?: string; reason?: Record<string, unknown> };
+}
 
 /** The node's events after `since`, oldest first. */
 export async function history(d: Daemon, node: string, since = 0): Promise<LoggedEvent[]> {

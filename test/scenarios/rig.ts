@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { type Daemon, type WsClient, connectWs, http, startDaemon, tempDir } from '../helpers/daemon.ts';
+import { type LoggedEvent, history, nodeView } from '../helpers/fleet.ts';
 import { until } from '../helpers/poll.ts';
 
 export { simulate } from '../helpers/fleet.ts';
@@ -19,11 +20,7 @@ export const SCALED = ['--time-scale', '0.01'];
 export const BOOTING_TIMEOUT_MS = 1800;
 export const CMDRETRY_MS = 750;
 
-export interface Logged {
-  seq: number;
-  time: number;
-  event: { objtype: string; objname: string; eventtype: string; mode?: string; valid?: boolean; message?: string; reason?: Record<string, unknown> };
-}
+export type Logged = LoggedEvent;
 
 export interface Rig {
   d: Daemon;
@@ -83,17 +80,7 @@ export async function commandRig(t: TestContext, nodes: string[], extra: { confi
   };
 }
 
-export async function history(d: Daemon, node: string, since = 0): Promise<Logged[]> {
-  const r = await http(d, 'GET', `/v1/nodes/${node}/history?limit=1000`);
-  assert.equal(r.status, 200, r.text);
-  return (r.json.events as Logged[]).filter((e) => e.seq > since).reverse();
-}
-
-export async function nodeView(d: Daemon, node: string): Promise<any> {
-  const r = await http(d, 'GET', `/v1/nodes/${node}`);
-  assert.equal(r.status, 200, r.text);
-  return r.json;
-}
+export { history, nodeView };
 
 export const states = (h: Logged[]): string[] => h.filter((e) => e.event.objtype === 'TBNODESTATE').map((e) => e.event.eventtype);
 export const ofType = (h: Logged[], objtype: string, eventtype?: string): Logged[] =>
