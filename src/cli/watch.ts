@@ -12,12 +12,8 @@ import { StatedError } from '../errors.ts';
 import type { LoggedEvent } from '../types.ts';
 import { connArgs, daemonUrl, fail, usage } from './common.ts';
 import { eventLine } from './eventline.ts';
+import type { Filter } from '../hub.ts';
 
-export interface Filter {
-  objtype?: string[];
-  objname?: string[];
-  eventtype?: string[];
-}
 
 const KEYS: Record<string, keyof Filter> = { objtype: 'objtype', objname: 'objname', node: 'objname', eventtype: 'eventtype' };
 

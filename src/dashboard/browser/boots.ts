@@ -5,19 +5,11 @@
  * figures were read (their `now`) is already in them and is not counted twice
  * (a resumed subscription replays such events).
  */
+import type { StatsReport, TypeFigures } from '../../stats.ts';
 
-export interface TypeStats {
-  type: string;
-  boots: { count: number; p50: number | null; p95: number | null; max: number | null };
-  failures: Record<string, number>;
-  retries: number;
-}
-
-export interface StatsReply {
-  since: number;
-  now: number;
-  types: TypeStats[];
-}
+/** GET /v1/stats, the daemon's own types (type-only imports, erased from the bundle). */
+export type TypeStats = TypeFigures;
+export type StatsReply = StatsReport;
 
 export interface BootRow {
   type: string;
