@@ -184,11 +184,6 @@ function trigger(s: Step, name: string, from: string | null): void {
     phase(s, name, from);
     return;
   }
-  // Emulab's triggers for things outside stated (port registration, PXE boot paths, MFS mail).
-  if (classifyTrigger(name) === 'noop') {
-    s.out.push({ t: 'log', node: id, message: `${id}: trigger ${name} in ${n.mode}/${n.state}: Emulab work outside stated, nothing to do` });
-    return;
-  }
   if (name.startsWith('SCRIPT:')) {
     s.out.push({ t: 'script', node: id, name: name.slice(7) });
     return;
@@ -224,6 +219,12 @@ function trigger(s: Step, name: string, from: string | null): void {
       s.out.push(notify(id, 'EMAILNOTIFY', `${id} entered ${n.mode}/${n.state}`));
       return;
     default:
+      // Emulab's triggers for things outside stated (port registration, PXE boot paths, MFS mail):
+      // looked up only here, off the path of the triggers stated runs.
+      if (classifyTrigger(name) === 'noop') {
+        s.out.push({ t: 'log', node: id, message: `${id}: trigger ${name} in ${n.mode}/${n.state}: Emulab work outside stated, nothing to do` });
+        return;
+      }
       s.out.push(notify(id, 'UNKNOWN_TRIGGER', `${id}: unknown trigger ${name} in ${n.mode}/${n.state}`));
   }
 }
