@@ -28,13 +28,10 @@ export default defineCommand({
     const updateS = seconds(args.update, '-u');
     if (args.wait && args['no-wait']) usage('give -w (wait until up) or -n (do not wait), not both');
     if (args.project && args._.length > 0) argumentError('give either -e PROJECT or nodes, not both');
-    if (!args.project) names(args._, 'NODE');
+    const named = args.project ? [] : names(args._, 'NODE');
     const conn = await durableConnection(args);
     try {
-      let nodes: string[];
-      if (args.project) {
-        nodes = (await projectViews(conn, args.project)).map((n) => n.node);
-      } else nodes = names(args._, 'NODE');
+      const nodes = args.project ? (await projectViews(conn, args.project)).map((n) => n.node) : named;
       const force = args.force === true;
       if (args['no-wait']) {
         const r = await conn.request<{ nodes: Record<string, string>; refusals?: Record<string, string> }>('command', { command: 'REBOOT', nodes, force });

@@ -23,7 +23,7 @@ const RELOAD_DONE = 'RELOADDONE|RELOADDONEV2';
  * (SPEC §1). Whether the definitions know the mode is the daemon's check,
  * made when the next op mode is set, before any reboot.
  */
-function checkMode(mode: string): void {
+function requireReloadMode(mode: string): void {
   if (!isReloadMode(mode)) usage(`-m ${mode}: not a reload mode (RELOAD, RELOAD-*, WIMRELOAD, SECURELOAD): os_load waits for RELOADDONE, which no other mode sends`);
 }
 
@@ -41,7 +41,7 @@ export default defineCommand({
     const timeoutS = seconds(args.timeout ?? '1800', '-t');
     const updateS = seconds(args.update, '-u');
     const mode = args.mode;
-    checkMode(mode);
+    requireReloadMode(mode);
     const conn = await durableConnection(args);
     try {
       // A node already in the reload mode reloads at its next boot as it is.
