@@ -89,7 +89,7 @@ const NODES_PER_SLICE = 250;
  * nodes are ~3 MB and ~30 ms of stringify, and in one go that held every
  * commit, acknowledgement and wait push behind it (bench/waits.ts).
  */
-async function sendNodes(res: ServerResponse, seq: number, nodes: readonly NodeState[], waiting?: ReadonlySet<string>): Promise<void> {
+async function sendNodes(res: ServerResponse, seq: number, nodes: readonly NodeState[], waiting?: { has(node: string): boolean }): Promise<void> {
   res.writeHead(200, { 'content-type': 'application/json' });
   let body = `{"seq":${seq},"nodes":[`;
   for (let i = 0; i < nodes.length; i += NODES_PER_SLICE) {

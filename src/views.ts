@@ -19,7 +19,7 @@ export interface NodeView {
 }
 
 /** `waiting`: the nodes whose action waits for its driver (the drivers know, not the node's row). */
-export function nodeView(n: NodeState, waiting?: ReadonlySet<string>): NodeView {
+export function nodeView(n: NodeState, waiting?: { has(node: string): boolean }): NodeView {
   return {
     node: n.id, type: n.type, project: n.project, mode: n.mode, state: n.state, since: n.since,
     nextMode: n.nextMode, timeout: n.timeout,

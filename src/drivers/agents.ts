@@ -30,10 +30,9 @@ export class Agents implements Driver {
   private graceUntil = Infinity;
 
   /** Nodes whose action waits for its power agent to connect (status shows them). */
-  get waitingNodes(): ReadonlySet<string> {
-    return this.waitingSet;
+  get waitingNodes(): { has(node: string): boolean } {
+    return this.waiting;
   }
-  private readonly waitingSet = new Set<string>();
 
   constructor(private readonly clock: () => number = Date.now) {}
 
@@ -53,7 +52,6 @@ export class Agents implements Driver {
     // Wake every waiting action: each looks again for its own agent.
     const all = [...this.waiting.values()];
     this.waiting.clear();
-    this.waitingSet.clear();
     for (const set of all) for (const wake of set) wake();
   }
 
@@ -138,17 +136,13 @@ export class Agents implements Driver {
     let w = this.waiting.get(node);
     if (!w) this.waiting.set(node, (w = new Set()));
     w.add(wake);
-    this.waitingSet.add(node);
   }
 
   private unpark(node: string, wake: () => void): void {
     const w = this.waiting.get(node);
     if (!w) return;
     w.delete(wake);
-    if (w.size === 0) {
-      this.waiting.delete(node);
-      this.waitingSet.delete(node);
-    }
+    if (w.size === 0) this.waiting.delete(node);
   }
 }
 
