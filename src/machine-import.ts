@@ -307,3 +307,14 @@ export function parseEmulabSql(text: string): MachineDefinition {
   }
   return rows.definition();
 }
+
+/** Modes named literally in any table (op_mode2 included), sorted. */
+export function definedModes(def: MachineDefinition): string[] {
+  const modes = new Set<string>();
+  for (const r of def.state_transitions) modes.add(r.op_mode);
+  for (const r of def.state_timeouts) modes.add(r.op_mode);
+  for (const r of def.state_triggers) modes.add(r.op_mode);
+  for (const r of def.mode_transitions) modes.add(r.op_mode1).add(r.op_mode2);
+  modes.delete(ANY);
+  return [...modes].sort();
+}

@@ -6,12 +6,12 @@
  * `*` in a mode or state column means any. Everywhere, a row naming the value
  * literally beats a `*` row; the precedence of each lookup is stated at it.
  */
-import { definedModes } from './machine-check.ts';
-import { ANY, splitTriggers } from './machine-import.ts';
+import { ANY, definedModes, splitTriggers } from './machine-import.ts';
 import type { MachineDefinition, ModeTransitionRow, TimeoutRow, TransitionRow, TriggerRow } from './types.ts';
 
 export { ANY, parseDefinitionJson, parseEmulabSql, splitTriggers } from './machine-import.ts';
-export { checkDefinition, classifyTrigger, definedModes, parseTimeoutAction } from './machine-check.ts';
+export { checkDefinition, classifyTrigger, parseTimeoutAction } from './machine-check.ts';
+export { definedModes } from './machine-import.ts';
 export type { Problem, TimeoutAction, TriggerKind } from './machine-check.ts';
 
 export type TransitionCheck = 'valid' | 'invalid' | 'unchecked';
