@@ -12,6 +12,8 @@ import type { LoggedEvent, NodeState } from './types.ts';
 const BOOT_BUCKETS = [10, 30, 60, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 3600];
 /** Events per committed batch (MAX_BATCH in pipeline.ts is 3000 jobs; a job's triggers may log more). */
 const BATCH_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+/** The label values of an unlabelled histogram: one array, not one per batch. */
+const NO_LABELS: readonly string[] = [];
 /** Writer commit latency, seconds. */
 const COMMIT_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -41,7 +43,7 @@ export class Telemetry {
   /** One committed batch: O(1) per event, nothing allocated for the events it does not count. */
   committed(c: Committed): void {
     const events = c.events;
-    if (events.length > 0) this.batches.observe([], events.length);
+    if (events.length > 0) this.batches.observe(NO_LABELS, events.length);
     for (let i = 0; i < events.length; i++) {
       const le = events[i]!;
       this.stats.add(le);
@@ -63,7 +65,7 @@ export class Telemetry {
 
   /** A batch's commit latency, ms. */
   commitLatency(ms: number): void {
-    this.commits.observe([], ms / 1000);
+    this.commits.observe(NO_LABELS, ms / 1000);
   }
 
   /** The labelled families; `stated_nodes{mode,state}` is counted at scrape time, not per event. */
