@@ -18,7 +18,8 @@ export interface Resolved {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyCommand = CommandDef<any>;
 
-async function value<T>(v: T | (() => T | Promise<T>) | Promise<T>): Promise<T> {
+/** A citty field that may be a value, a promise or a function of one (meta, args, subCommands). */
+export async function value<T>(v: T | (() => T | Promise<T>) | Promise<T>): Promise<T> {
   return typeof v === 'function' ? await (v as () => T | Promise<T>)() : await v;
 }
 

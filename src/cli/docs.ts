@@ -5,20 +5,16 @@
  */
 import { type ArgsDef, type CommandDef, type CommandMeta, defineCommand } from 'citty';
 import { argumentError } from './output.ts';
+import { value } from './argv.ts';
 
-type Resolvable<T> = T | Promise<T> | (() => T) | (() => Promise<T>);
-
-async function resolve<T>(v: Resolvable<T> | undefined): Promise<T | undefined> {
-  return typeof v === 'function' ? await (v as () => T | Promise<T>)() : await v;
-}
 
 interface Opt { name: string; aliases: string[]; type: string; description: string; required: boolean; fallback?: string | boolean | undefined }
 interface Node { path: string[]; meta: CommandMeta; positionals: Opt[]; options: Opt[]; children: Node[] }
 
 /** The resolved tree: every lazy subcommand imported, hidden ones left out. */
 export async function walk(cmd: CommandDef, path: string[] = []): Promise<Node> {
-  const meta = (await resolve(cmd.meta)) ?? {};
-  const args = ((await resolve(cmd.args)) ?? {}) as ArgsDef;
+  const meta = (await value(cmd.meta)) ?? {};
+  const args = ((await value(cmd.args)) ?? {}) as ArgsDef;
   const positionals: Opt[] = [];
   const options: Opt[] = [];
   for (const [name, a] of Object.entries(args)) {
@@ -27,9 +23,9 @@ export async function walk(cmd: CommandDef, path: string[] = []): Promise<Node> 
     (a.type === 'positional' ? positionals : options).push(o);
   }
   const children: Node[] = [];
-  for (const [name, sub] of Object.entries((await resolve(cmd.subCommands)) ?? {})) {
-    const c = (await resolve(sub as Resolvable<CommandDef>))!;
-    const m = (await resolve(c.meta)) ?? {};
+  for (const [name, sub] of Object.entries((await value(cmd.subCommands)) ?? {})) {
+    const c = (await value(sub as CommandDef));
+    const m = (await value(c.meta)) ?? {};
     if (!m.hidden) children.push(await walk(c, [...path, name]));
   }
   return { path, meta, positionals, options, children };
