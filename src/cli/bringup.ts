@@ -12,7 +12,7 @@ import type { NodeView } from '../views.ts';
 import { admin, printJson } from './common.ts';
 import { usage } from './output.ts';
 import { describeFailure } from '../reasons.ts';
-import { exitCode, follow } from './progress.ts';
+import { exitCode, follow, remainingFields, remainingLine } from './progress.ts';
 import { waitTtl } from './waitforstate.ts';
 
 export interface BringUpOptions {
@@ -117,8 +117,7 @@ export function report(o: Outcome, opts: BringUpOptions): number {
   // Failures within --tolerate count as none; then the same rule as every waiting command.
   const code = exitCode(o.failed.length > opts.tolerate ? o.failed.length : 0, o.timedOut.length, o.interrupted);
   if (opts.json) {
-    printJson({ reloaded: o.reloaded, rebooted: o.rebooted, failed: o.failed, timedOut: o.interrupted ? [] : o.timedOut,
-      ...(o.interrupted ? { interrupted: o.timedOut } : {}), nextModeCleared: o.cleared, exit: code });
+    printJson({ reloaded: o.reloaded, rebooted: o.rebooted, failed: o.failed, ...remainingFields(o.timedOut, o.interrupted), nextModeCleared: o.cleared, exit: code });
     return code;
   }
   const out = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -130,10 +129,8 @@ export function report(o: Outcome, opts: BringUpOptions): number {
     out(`failed ${o.failed.length}${opts.tolerate > 0 ? ` (${within ? '' : 'only '}${opts.tolerate} tolerated)` : ''}:`);
     for (const f of o.failed) out(`  ${f.node}: ${describeFailure(f.reason)}`);
   }
-  if (o.timedOut.length > 0) {
-    if (o.interrupted) out(`interrupted, still waiting for ${o.timedOut.length}${list(o.timedOut)}`);
-    else out(`timed out ${o.timedOut.length} after ${opts.timeoutS}s${list(o.timedOut)}`);
-  }
+  const rest = remainingLine(o.timedOut, o.interrupted, opts.timeoutS);
+  if (rest !== null) out(rest);
   if (o.cleared.length > 0) out(`next op mode cleared${list(o.cleared)}`);
   return code;
 }

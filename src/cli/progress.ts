@@ -133,6 +133,18 @@ export function exitCode(failed: number, timedOut: number, interrupted: boolean)
   return interrupted ? EXIT.INTERRUPTED : failed > 0 ? EXIT.FAILED : timedOut > 0 ? EXIT.TIMEOUT : EXIT.OK;
 }
 
+/** The nodes a wait did not get, as --json says them: timed out, or still awaited when a signal stopped it. */
+export function remainingFields(remaining: string[], interrupted: boolean): { timedOut: string[]; interrupted?: string[] } {
+  return interrupted ? { timedOut: [], interrupted: remaining } : { timedOut: remaining };
+}
+
+/** The same as a summary line, or null when there are none. */
+export function remainingLine(remaining: string[], interrupted: boolean, timeoutS: number): string | null {
+  if (remaining.length === 0) return null;
+  const what = interrupted ? `interrupted, still waiting for ${remaining.length}` : `timed out ${remaining.length} after ${timeoutS}s`;
+  return `${what}: ${remaining.join(' ')}`;
+}
+
 /** Prints the summary (table or --json) of a wait over `total` nodes; returns the exit code. */
 export function summarize(states: string[], total: number, r: WaitResult, interrupted: boolean, opts: SummaryOptions): number {
   const refused = opts.refused ?? {};
@@ -144,7 +156,7 @@ export function summarize(states: string[], total: number, r: WaitResult, interr
   };
   const code = exitCode(failed.length, r.remaining.length, interrupted);
   if (opts.json) {
-    printJson({ states, finished: r.finished, failed, timedOut: interrupted ? [] : r.remaining, ...(interrupted ? { interrupted: r.remaining } : {}), failures, exit: code });
+    printJson({ states, finished: r.finished, failed, ...remainingFields(r.remaining, interrupted), failures, exit: code });
     return code;
   }
   out(`finished ${r.finished.length}/${total}${r.finished.length > 0 ? `: ${r.finished.join(' ')}` : ''}`);
@@ -152,10 +164,8 @@ export function summarize(states: string[], total: number, r: WaitResult, interr
     out(`failed ${failed.length}:`);
     for (const n of failed) out(`  ${n}: ${n in refused ? 'refused ' : ''}${describeFailure(failures[n])}`);
   }
-  if (r.remaining.length > 0) {
-    if (interrupted) out(`interrupted, still waiting for ${r.remaining.length}: ${r.remaining.join(' ')}`);
-    else out(`timed out ${r.remaining.length} after ${opts.timeoutS}s: ${r.remaining.join(' ')}`);
-  }
+  const rest = remainingLine(r.remaining, interrupted, opts.timeoutS);
+  if (rest !== null) out(rest);
   return code;
 }
 
