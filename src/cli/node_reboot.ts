@@ -9,7 +9,7 @@ import { connArgs, names } from './common.ts';
 import { EXIT, argumentError, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs, waitTtl } from './waitforstate.ts';
 import { projectViews, refusalReason } from './bringup.ts';
-import { summarize, watch } from './progress.ts';
+import { watch } from './progress.ts';
 
 export default defineCommand({
   meta: { name: 'node_reboot', description: 'reboot nodes through stated and wait for them' },
@@ -47,13 +47,7 @@ export default defineCommand({
       const refused = Object.fromEntries(Object.entries(w.command?.refusals ?? {}).map(([n, why]) => [n, refusalReason(why)]));
       for (const n of Object.keys(refused)) await w.cancelWait(n);
       const opts = { timeoutS, updateS, json: args.json === true, refused };
-      let code: number;
-      if (Object.keys(refused).length < nodes.length) code = await watch(w, opts);
-      else {
-        // Every node refused: nothing to wait for, and no wait left behind.
-        await w.endStateWait();
-        code = summarize(states, nodes.length, { finished: [], failed: [], remaining: [], failures: {} }, false, opts);
-      }
+      const code = await watch(w, opts);
       conn.close();
       process.exit(code);
     } catch (err) {

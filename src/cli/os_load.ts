@@ -12,7 +12,7 @@ import { clearNextModes, nodeViews, refusalReason } from './bringup.ts';
 import { admin, connArgs, names } from './common.ts';
 import { EXIT, fail, usage } from './output.ts';
 import { durableConnection, seconds, waitArgs, waitTtl } from './waitforstate.ts';
-import { summarize, watch } from './progress.ts';
+import { watch } from './progress.ts';
 
 /** The state a reload closes with: Emulab's frisbee reports either. */
 const RELOAD_DONE = 'RELOADDONE|RELOADDONEV2';
@@ -75,12 +75,7 @@ export default defineCommand({
       for (const [n, why] of Object.entries(refused)) process.stderr.write(`refused ${n}: ${why}\n`);
       // Refused nodes are failed in the summary and the exit code (failure dominates timeouts).
       const opts = { timeoutS, updateS, json: args.json === true, refused: Object.fromEntries(Object.entries(refused).map(([n, why]) => [n, refusalReason(why)])) };
-      let code: number;
-      if (going.length > 0) code = await watch(wait, opts);
-      else {
-        await wait.endStateWait(); // nothing to wait for: leave no wait behind
-        code = summarize([RELOAD_DONE], nodes.length, { finished: [], failed: [], remaining: [], failures: {} }, false, opts);
-      }
+      const code = await watch(wait, opts);
       // Whoever did not close its reload must not reload at some later, unrelated reboot.
       const done = code === EXIT.OK ? new Set(going) : new Set((await nodeViews(conn, going)).filter((n) => n.mode !== mode && n.nextMode !== mode).map((n) => n.node));
       const lost = new Map([...headed].filter(([n]) => n in refused || (code !== EXIT.INTERRUPTED && !done.has(n))));

@@ -171,6 +171,12 @@ export function summarize(states: string[], total: number, r: WaitResult, interr
 
 /** Waits, reports, ends the wait; returns the exit code (0 done, 1 failed or refused, 2 timed out, 130 interrupted). */
 export async function watch(w: StateWait, opts: SummaryOptions): Promise<number> {
+  const refused = opts.refused ?? {};
+  if (w.nodes.every((n) => n in refused)) {
+    // Every node refused: nothing to wait for, and no wait left behind.
+    await w.endStateWait();
+    return summarize(w.states, w.nodes.length, { finished: [], failed: [], remaining: [], failures: {} }, false, opts);
+  }
   const { r, interrupted } = await follow(w, opts);
   return summarize(w.states, w.nodes.length, r, interrupted, opts);
 }
