@@ -43,7 +43,7 @@ const MAX_ALTERNATIVES = 16;
  * may be `A|B`, passed by either (a reload closes with RELOADDONE or
  * RELOADDONEV2).
  */
-export function stateList(v: unknown, what: string): string[] {
+function stateList(v: unknown, what: string): string[] {
   if (!Array.isArray(v) || v.length === 0) throw new StatedError('E_BAD_REQUEST', `${what}: expected a non-empty list`);
   if (v.length > MAX_NODES) throw new StatedError('E_TOO_MANY', `${what}: ${v.length} entries, at most ${MAX_NODES}`);
   return v.map((x, i) => {

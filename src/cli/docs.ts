@@ -12,7 +12,7 @@ interface Opt { name: string; aliases: string[]; type: string; description: stri
 interface Node { path: string[]; meta: CommandMeta; positionals: Opt[]; options: Opt[]; children: Node[] }
 
 /** The resolved tree: every lazy subcommand imported, hidden ones left out. */
-export async function walk(cmd: CommandDef, path: string[] = []): Promise<Node> {
+async function walk(cmd: CommandDef, path: string[] = []): Promise<Node> {
   const meta = (await value(cmd.meta)) ?? {};
   const args = ((await value(cmd.args)) ?? {}) as ArgsDef;
   const positionals: Opt[] = [];
@@ -44,7 +44,7 @@ function flags(o: Opt): string[] {
 }
 
 /** A bash completion script: subcommands by position, then each one's options. */
-export function bashCompletion(root: Node): string {
+function bashCompletion(root: Node): string {
   const all = [...nodes(root)];
   const key = (n: Node): string => n.path.map((p) => ` ${p}`).join('');
   const parents = all.filter((n) => n.children.length > 0);
@@ -93,7 +93,7 @@ function synopsis(n: Node): string {
 }
 
 /** The man page stated.1 (roff, man macros). */
-export function manPage(root: Node): string {
+function manPage(root: Node): string {
   const out: string[] = [
     `.TH STATED 1 "" "stated ${root.meta.version ?? ''}" "User Commands"`,
     '.SH NAME',

@@ -8,7 +8,7 @@ import { getJson } from './http.ts';
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** `90s`, `15m`, `24h`, `7d`, `1w`, or combined (`1h30m`), into ms; null when it is none of these. */
-export function parseDuration(text: string): number | null {
+function parseDuration(text: string): number | null {
   if (!/^(\d+[smhdw])+$/.test(text)) return null;
   let ms = 0;
   for (const m of text.matchAll(/(\d+)([smhdw])/g)) ms += Number(m[1]) * UNIT_MS[m[2]!]!;
@@ -18,7 +18,7 @@ export function parseDuration(text: string): number | null {
 const ms = (v: number | null): string => (v === null ? '-' : duration(v));
 
 /** The table `stated stats` prints. */
-export function statsTable(r: StatsReport): string {
+function statsTable(r: StatsReport): string {
   const rows = r.types.map((t) => [
     t.type, String(t.boots.count), ms(t.boots.p50), ms(t.boots.p95), ms(t.boots.max), String(t.retries),
     Object.entries(t.failures).sort((a, b) => b[1] - a[1]).map(([code, n]) => `${code} ${n}`).join(', ') || '-',

@@ -20,12 +20,12 @@ function rebootCell(n: NodeView): string {
 }
 
 /** True when stated gave up on the node (TBFAILED) and nobody has cleared it yet. */
-export function gaveUp(n: NodeView): boolean {
+function gaveUp(n: NodeView): boolean {
   return n.reboot.gaveUp || n.state === 'TBFAILED';
 }
 
 /** The status table. SINCE is the daemon's clock; a node that never reported a state has none. */
-export function statusTable(nodes: NodeView[], now: number): string {
+function statusTable(nodes: NodeView[], now: number): string {
   const rows = nodes.map((n) => [
     n.node, n.mode, `${n.state ?? '-'}${n.reboot.gaveUp ? ' (gave up)' : ''}`, n.state === null ? '-' : clock(n.since, now),
     timeoutCell(n, now), rebootCell(n), n.nextMode ?? '-',
